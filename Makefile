@@ -1,0 +1,41 @@
+# Paystream developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# cargo-nextest runs each test in its own process (clean global state) and
+# reports slow tests; plain cargo test is the fallback on machines without it.
+TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
+
+.PHONY: help
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: dev-up ## Start the local stack and show its endpoints
+	@echo "Subjects registered: $$(curl -fsS http://127.0.0.1:8081/subjects)"
+
+.PHONY: test
+test: dev-up ## Unit and integration tests against the real broker, registry and PostgreSQL
+	$(TEST_RUNNER)
+
+.PHONY: dev-up
+dev-up: ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas
+	@bash devstack/up.sh
+
+.PHONY: dev-down
+dev-down: ## Stop the broker and the schema registry (PURGE=1 also deletes their data)
+	@bash devstack/down.sh $(if $(PURGE),--purge,)
+
+.PHONY: install
+install: ## Install system packages and the broker a fresh machine lacks
+	@bash devstack/install-deps.sh
+	@bash devstack/install-broker.sh
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt --all

@@ -1,0 +1,24 @@
+//! Paystream's event contract.
+//!
+//! - [`topic`]: topic names in one place, and each topic's Avro schema from
+//!   `schemas/` (compiled in).
+//! - [`events`]: the Rust type of every event, each carrying an [`Envelope`].
+//!   Money is always `amount_minor: i64` plus an ISO 4217 `currency`.
+//! - [`codec`]: the Confluent wire format through a schema registry, subject
+//!   `{topic}-value`, with typed errors that say whether a failure is worth retrying.
+//! - [`samples`]: realistic events for tests and demos.
+
+pub mod codec;
+pub mod events;
+pub mod samples;
+pub mod topic;
+
+pub use codec::{Codec, DecodeError, EncodeError, Registration, RegistryClient, RegistryError};
+pub use events::*;
+pub use topic::{Topic, dead_letter_topic};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ContractError {
+    #[error("the compiled-in schema of {topic} is invalid: {reason}")]
+    InvalidSchema { topic: &'static str, reason: String },
+}

@@ -1,0 +1,87 @@
+//! One call, [`init`], sets up tracing for a Paystream binary:
+//!
+//! - logs as one JSON object per line, with the fields of every enclosing span
+//!   lifted to the top level, so a line logged anywhere inside a payment's span
+//!   carries its `correlation_id` without the code repeating it;
+//! - OpenTelemetry spans with W3C trace-context propagation, always on so that
+//!   `traceparent` headers can be produced and continued, and exported over OTLP
+//!   when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//!
+//! Filtering follows `PAYSTREAM_LOG` (then `RUST_LOG`), default `info`.
+//! `PAYSTREAM_LOG_FORMAT=pretty` switches to human-readable lines for local work.
+
+mod json;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+pub use json::FlatJsonFormat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInitialised,
+}
+
+/// Keeps the tracer provider alive; dropping it flushes spans still buffered
+/// for export.
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("telemetry shutdown: {error}");
+        }
+    }
+}
+
+pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError> {
+    let provider = tracer_provider(service_name)?;
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
+
+    let filter = EnvFilter::try_from_env("PAYSTREAM_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let pretty = std::env::var("PAYSTREAM_LOG_FORMAT").is_ok_and(|format| format == "pretty");
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if pretty {
+        tracing_subscriber::fmt::layer().boxed()
+    } else {
+        json::layer().boxed()
+    };
+    Registry::default()
+        .with(logs)
+        .with(otel)
+        .with(filter)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInitialised)?;
+    Ok(TelemetryGuard { provider })
+}
+
+fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
+    let builder = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(service_name).build());
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        return Ok(builder.build());
+    }
+    // The exporter reads the endpoint, headers and timeout from the standard
+    // OTEL_EXPORTER_OTLP_* variables; only the transport is chosen here.
+    let http = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|protocol| protocol.starts_with("http"));
+    let exporter = if http {
+        opentelemetry_otlp::SpanExporter::builder().with_http().build()?
+    } else {
+        opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?
+    };
+    Ok(builder.with_batch_exporter(exporter).build())
+}
