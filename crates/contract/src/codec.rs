@@ -19,9 +19,9 @@ use schema_registry_converter::async_impl::schema_registry::{
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SrCall, SuppliedSchema};
 
+use crate::ContractError;
 use crate::events::Event;
 use crate::topic::Topic;
-use crate::ContractError;
 
 pub const MAGIC_BYTE: u8 = 0;
 pub const HEADER_LEN: usize = 5;
@@ -73,7 +73,10 @@ pub enum EncodeError {
     #[error("{topic} event does not fit its schema: {reason}")]
     Serialize { topic: Topic, reason: String },
     #[error("cannot get the schema id of subject {subject}: {source}")]
-    Registry { subject: String, source: RegistryError },
+    Registry {
+        subject: String,
+        source: RegistryError,
+    },
 }
 
 impl EncodeError {
@@ -98,7 +101,11 @@ pub enum DecodeError {
     #[error("schema id {id} has an unusable schema: {reason}")]
     UnusableSchema { id: u32, reason: String },
     #[error("schema id {id} is {found}, not {expected}")]
-    WrongSchema { id: u32, found: String, expected: String },
+    WrongSchema {
+        id: u32,
+        found: String,
+        expected: String,
+    },
     #[error("payload does not decode with schema id {id}: {reason}")]
     Malformed { id: u32, reason: String },
     #[error("schema registry unavailable while resolving schema id {id}: {reason}")]
@@ -149,10 +156,14 @@ impl RegistryClient {
     /// Registers a schema under a subject (a no-op returning the existing id if
     /// it is already there) and returns its global id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        post_schema(&self.settings, subject.to_owned(), SuppliedSchema::new(schema.to_owned()))
-            .await
-            .map(|registered| registered.id)
-            .map_err(RegistryError::classify)
+        post_schema(
+            &self.settings,
+            subject.to_owned(),
+            SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
+        )
+        .await
+        .map(|registered| registered.id)
+        .map_err(RegistryError::classify)
     }
 
     /// The id of a schema already registered under a subject.
@@ -240,7 +251,11 @@ impl Codec {
         let expected = E::TOPIC.record_name()?;
         let found = record_name(&writer).unwrap_or_else(|| "not a named record".to_owned());
         if found != expected {
-            return Err(DecodeError::WrongSchema { id, found, expected });
+            return Err(DecodeError::WrongSchema {
+                id,
+                found,
+                expected,
+            });
         }
         read_datum(&writer, reader, datum).map_err(|reason| DecodeError::Malformed { id, reason })
     }
@@ -249,23 +264,39 @@ impl Codec {
         if let Some(schema) = read(&self.writer_schemas).get(&id) {
             return Ok(schema.clone());
         }
-        let text = self.registry.schema_text(id).await.map_err(|error| match error {
-            RegistryError::NotFound(_) => DecodeError::UnknownSchemaId(id),
-            RegistryError::Unavailable(reason) => DecodeError::RegistryUnavailable { id, reason },
-            RegistryError::Refused(reason) => DecodeError::UnusableSchema { id, reason },
-        })?;
-        let schema = Arc::new(Schema::parse_str(&text).map_err(|error| DecodeError::UnusableSchema {
-            id,
-            reason: error.to_string(),
-        })?);
+        let text = self
+            .registry
+            .schema_text(id)
+            .await
+            .map_err(|error| match error {
+                RegistryError::NotFound(_) => DecodeError::UnknownSchemaId(id),
+                RegistryError::Unavailable(reason) => {
+                    DecodeError::RegistryUnavailable { id, reason }
+                }
+                RegistryError::Refused(reason) => DecodeError::UnusableSchema { id, reason },
+            })?;
+        let schema =
+            Arc::new(
+                Schema::parse_str(&text).map_err(|error| DecodeError::UnusableSchema {
+                    id,
+                    reason: error.to_string(),
+                })?,
+            );
         write(&self.writer_schemas).insert(id, schema.clone());
         Ok(schema)
     }
 }
 
 /// Writes `event` as an Avro binary datum of `schema`.
-pub fn write_datum<E: serde::Serialize>(schema: &Schema, event: &E, out: &mut Vec<u8>) -> Result<(), apache_avro::Error> {
+pub fn write_datum<E: serde::Serialize>(
+    schema: &Schema,
+    event: &E,
+    out: &mut Vec<u8>,
+) -> Result<(), apache_avro::Error> {
+    // Human-readable, so that ids serialize as the strings the schemas declare
+    // (`{"type": "string", "logicalType": "uuid"}`) rather than as 16 bytes.
     GenericDatumWriter::builder(schema)
+        .human_readable(true)
         .build()
         .and_then(|writer| writer.write_ser(out, event))
         .map(drop)
@@ -273,7 +304,11 @@ pub fn write_datum<E: serde::Serialize>(schema: &Schema, event: &E, out: &mut Ve
 
 /// Reads one datum written with `writer` as a value of `reader`'s shape. The
 /// datum must be consumed exactly: trailing bytes mean the framing is wrong.
-pub fn read_datum<E: serde::de::DeserializeOwned>(writer: &Schema, reader: &Schema, datum: &[u8]) -> Result<E, String> {
+pub fn read_datum<E: serde::de::DeserializeOwned>(
+    writer: &Schema,
+    reader: &Schema,
+    datum: &[u8],
+) -> Result<E, String> {
     let mut cursor = datum;
     let value = GenericDatumReader::builder(writer)
         .reader_schema(reader)
@@ -309,11 +344,13 @@ pub(crate) fn record_name(schema: &Schema) -> Option<String> {
 // The caches only ever gain entries, so a panic while one was held cannot leave
 // it inconsistent; recover the guard instead of propagating the poison.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -323,8 +360,14 @@ mod tests {
     #[test]
     fn header_parsing_reports_each_framing_fault() {
         assert!(matches!(split_header(None), Err(DecodeError::Empty)));
-        assert!(matches!(split_header(Some(&[0, 0, 1])), Err(DecodeError::TooShort(3))));
-        assert!(matches!(split_header(Some(&[7, 0, 0, 0, 1, 2])), Err(DecodeError::BadMagicByte(7))));
+        assert!(matches!(
+            split_header(Some(&[0, 0, 1])),
+            Err(DecodeError::TooShort(3))
+        ));
+        assert!(matches!(
+            split_header(Some(&[7, 0, 0, 0, 1, 2])),
+            Err(DecodeError::BadMagicByte(7))
+        ));
         let (id, datum) = split_header(Some(&[0, 0, 0, 1, 2, 42])).unwrap();
         assert_eq!(id, 258);
         assert_eq!(datum, &[42]);
@@ -332,13 +375,25 @@ mod tests {
 
     #[test]
     fn registry_errors_are_classified_by_status() {
-        let not_found = SRCError::non_retryable_without_cause("HTTP request to schema registry failed with status 404 Not Found");
-        assert!(matches!(RegistryError::classify(not_found), RegistryError::NotFound(_)));
-        let failing = SRCError::non_retryable_without_cause("HTTP request to schema registry failed with status 500 Internal Server Error");
+        let not_found = SRCError::non_retryable_without_cause(
+            "HTTP request to schema registry failed with status 404 Not Found",
+        );
+        assert!(matches!(
+            RegistryError::classify(not_found),
+            RegistryError::NotFound(_)
+        ));
+        let failing = SRCError::non_retryable_without_cause(
+            "HTTP request to schema registry failed with status 500 Internal Server Error",
+        );
         assert!(RegistryError::classify(failing).is_transient());
-        let refused = SRCError::non_retryable_without_cause("HTTP request to schema registry failed with status 409 Conflict");
-        assert!(matches!(RegistryError::classify(refused), RegistryError::Refused(_)));
-        let unreachable = SRCError::retryable_without_cause("error sending request");
+        let refused = SRCError::non_retryable_without_cause(
+            "HTTP request to schema registry failed with status 409 Conflict",
+        );
+        assert!(matches!(
+            RegistryError::classify(refused),
+            RegistryError::Refused(_)
+        ));
+        let unreachable = SRCError::new("error sending request", None, true);
         assert!(RegistryError::classify(unreachable).is_transient());
     }
 }

@@ -37,7 +37,11 @@ pub struct Envelope {
 impl Envelope {
     /// The envelope of the first event of a journey, caused by an API request or
     /// webhook rather than by another event.
-    pub fn first(correlation_id: impl Into<String>, causation_id: impl Into<String>, producer: impl Into<String>) -> Self {
+    pub fn first(
+        correlation_id: impl Into<String>,
+        causation_id: impl Into<String>,
+        producer: impl Into<String>,
+    ) -> Self {
         Self {
             event_id: Uuid::now_v7(),
             correlation_id: correlation_id.into(),
@@ -52,7 +56,11 @@ impl Envelope {
     /// The envelope of an event produced while handling `cause`: same
     /// correlation, caused by `cause`'s event id.
     pub fn caused_by(cause: &Envelope, producer: impl Into<String>) -> Self {
-        Self::first(cause.correlation_id.clone(), cause.event_id.to_string(), producer)
+        Self::first(
+            cause.correlation_id.clone(),
+            cause.event_id.to_string(),
+            producer,
+        )
     }
 }
 
@@ -61,14 +69,20 @@ pub mod epoch_millis {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_i64(value.timestamp_millis())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
         let millis = i64::deserialize(deserializer)?;
-        DateTime::from_timestamp_millis(millis)
-            .ok_or_else(|| serde::de::Error::custom(format!("timestamp {millis} ms is out of range")))
+        DateTime::from_timestamp_millis(millis).ok_or_else(|| {
+            serde::de::Error::custom(format!("timestamp {millis} ms is out of range"))
+        })
     }
 }
 
@@ -310,17 +324,32 @@ macro_rules! event {
     };
 }
 
-event!(PaymentSubmitted, Topic::PaymentSubmitted, |e| &e.debtor.account);
-event!(PaymentValidated, Topic::PaymentValidated, |e| &e.debtor.account);
-event!(PaymentRejected, Topic::PaymentRejected, |e| &e.debtor_account);
+event!(PaymentSubmitted, Topic::PaymentSubmitted, |e| &e
+    .debtor
+    .account);
+event!(PaymentValidated, Topic::PaymentValidated, |e| &e
+    .debtor
+    .account);
+event!(PaymentRejected, Topic::PaymentRejected, |e| &e
+    .debtor_account);
 event!(AmlAlertRaised, Topic::AmlAlertRaised, |e| &e.debtor_account);
-event!(AccountDebited, Topic::AccountDebited, |e| match (&e.origin, &e.card_id) {
-    (DebitOrigin::CardTransaction, Some(card)) => card,
-    _ => &e.account_id,
-});
-event!(AccountDebitReversed, Topic::AccountDebitReversed, |e| &e.account_id);
+event!(
+    AccountDebited,
+    Topic::AccountDebited,
+    |e| match (&e.origin, &e.card_id) {
+        (DebitOrigin::CardTransaction, Some(card)) => card,
+        _ => &e.account_id,
+    }
+);
+event!(AccountDebitReversed, Topic::AccountDebitReversed, |e| &e
+    .account_id);
 event!(RtgsSubmitted, Topic::RtgsSubmitted, |e| &e.debtor_account);
 event!(RtgsSettled, Topic::RtgsSettled, |e| &e.debtor_account);
 event!(RtgsRejected, Topic::RtgsRejected, |e| &e.debtor_account);
-event!(CardTransactionReceived, Topic::CardTransactionReceived, |e| &e.card_id);
-event!(NotificationSent, Topic::NotificationSent, |e| &e.customer_ref);
+event!(
+    CardTransactionReceived,
+    Topic::CardTransactionReceived,
+    |e| &e.card_id
+);
+event!(NotificationSent, Topic::NotificationSent, |e| &e
+    .customer_ref);

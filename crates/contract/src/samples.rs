@@ -214,7 +214,8 @@ mod tests {
         let schema = E::TOPIC.schema().unwrap();
         let mut datum = Vec::new();
         write_datum(schema, &event, &mut datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
-        let decoded: E = read_datum(schema, schema, &datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
+        let decoded: E =
+            read_datum(schema, schema, &datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
         assert_eq!(decoded, event, "{}", E::TOPIC);
     }
 
@@ -255,7 +256,10 @@ mod tests {
 
     #[test]
     fn payment_events_are_keyed_by_debtor_account() {
-        assert_eq!(payment_submitted().partition_key(), "DE89370400440532013000");
+        assert_eq!(
+            payment_submitted().partition_key(),
+            "DE89370400440532013000"
+        );
         assert_eq!(payment_rejected().partition_key(), "DE89370400440532013000");
         assert_eq!(card_transaction_received().partition_key(), "4821337");
     }

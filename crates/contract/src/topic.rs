@@ -90,25 +90,32 @@ impl Topic {
             Topic::PaymentRejected => include_str!("../../../schemas/payment.rejected.avsc"),
             Topic::AmlAlertRaised => include_str!("../../../schemas/aml.alert.raised.avsc"),
             Topic::AccountDebited => include_str!("../../../schemas/account.debited.avsc"),
-            Topic::AccountDebitReversed => include_str!("../../../schemas/account.debit.reversed.avsc"),
+            Topic::AccountDebitReversed => {
+                include_str!("../../../schemas/account.debit.reversed.avsc")
+            }
             Topic::RtgsSubmitted => include_str!("../../../schemas/rtgs.submitted.avsc"),
             Topic::RtgsSettled => include_str!("../../../schemas/rtgs.settled.avsc"),
             Topic::RtgsRejected => include_str!("../../../schemas/rtgs.rejected.avsc"),
-            Topic::CardTransactionReceived => include_str!("../../../schemas/card.transaction.received.avsc"),
+            Topic::CardTransactionReceived => {
+                include_str!("../../../schemas/card.transaction.received.avsc")
+            }
             Topic::NotificationSent => include_str!("../../../schemas/notification.sent.avsc"),
         }
     }
 
     /// The parsed schema, parsed once per process.
     pub fn schema(self) -> Result<&'static Schema, ContractError> {
-        static PARSED: [OnceLock<Result<Schema, String>>; TOPIC_COUNT] = [const { OnceLock::new() }; TOPIC_COUNT];
+        static PARSED: [OnceLock<Result<Schema, String>>; TOPIC_COUNT] =
+            [const { OnceLock::new() }; TOPIC_COUNT];
         let slot = &PARSED[self as usize];
-        slot.get_or_init(|| Schema::parse_str(self.schema_text()).map_err(|error| error.to_string()))
-            .as_ref()
-            .map_err(|reason| ContractError::InvalidSchema {
-                topic: self.name(),
-                reason: reason.clone(),
-            })
+        slot.get_or_init(|| {
+            Schema::parse_str(self.schema_text()).map_err(|error| error.to_string())
+        })
+        .as_ref()
+        .map_err(|reason| ContractError::InvalidSchema {
+            topic: self.name(),
+            reason: reason.clone(),
+        })
     }
 
     /// The full name of the topic's top-level record, e.g.
@@ -153,7 +160,13 @@ mod tests {
                 .collect();
             assert_eq!(
                 envelope,
-                ["eventId", "correlationId", "causationId", "occurredAt", "producer"],
+                [
+                    "eventId",
+                    "correlationId",
+                    "causationId",
+                    "occurredAt",
+                    "producer"
+                ],
                 "{topic}"
             );
         }
@@ -166,11 +179,22 @@ mod tests {
                 serde_json::Value::Object(map) => {
                     if let Some(name) = map.get("name").and_then(|n| n.as_str()) {
                         if name.to_lowercase().contains("amount") {
-                            assert_eq!(map["type"], "long", "{topic}: {name} must be a long of minor units");
+                            assert_eq!(
+                                map["type"], "long",
+                                "{topic}: {name} must be a long of minor units"
+                            );
                         }
                     }
-                    assert_ne!(map.get("type").and_then(|t| t.as_str()), Some("float"), "{topic}");
-                    assert_ne!(map.get("type").and_then(|t| t.as_str()), Some("double"), "{topic}");
+                    assert_ne!(
+                        map.get("type").and_then(|t| t.as_str()),
+                        Some("float"),
+                        "{topic}"
+                    );
+                    assert_ne!(
+                        map.get("type").and_then(|t| t.as_str()),
+                        Some("double"),
+                        "{topic}"
+                    );
                     map.values().for_each(|v| walk(v, topic));
                 }
                 serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, topic)),
@@ -186,6 +210,9 @@ mod tests {
 
     #[test]
     fn dead_letter_topics_are_per_topic_and_group() {
-        assert_eq!(dead_letter_topic(PAYMENT_SUBMITTED, "validation"), "payment.submitted.validation.dlq");
+        assert_eq!(
+            dead_letter_topic(PAYMENT_SUBMITTED, "validation"),
+            "payment.submitted.validation.dlq"
+        );
     }
 }

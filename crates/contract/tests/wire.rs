@@ -7,7 +7,9 @@ use std::time::Duration;
 use apache_avro::Schema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use paystream_contract::{Codec, DecodeError, PaymentSubmitted, Registration, RegistryClient, samples};
+use paystream_contract::{
+    Codec, DecodeError, PaymentSubmitted, Registration, RegistryClient, samples,
+};
 use paystream_testkit::kafka::{bootstrap, consumer, create_topic, producer, receive};
 use paystream_testkit::{TestRegistry, unique};
 use rand::RngCore;
@@ -17,7 +19,10 @@ use rdkafka::producer::FutureRecord;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn codec(registry: &TestRegistry, registration: Registration) -> Codec {
-    Codec::new(RegistryClient::new(&registry.url, Duration::from_secs(5)).unwrap(), registration)
+    Codec::new(
+        RegistryClient::new(&registry.url, Duration::from_secs(5)).unwrap(),
+        registration,
+    )
 }
 
 /// Sends raw values to a fresh topic and returns them as a consumer received them.
@@ -48,7 +53,10 @@ async fn payment_submitted_round_trips_through_registry_and_broker() {
 
     let bytes = codec.encode(&sent).await.unwrap();
     let received = through_broker(std::slice::from_ref(&bytes), &sent.debtor.account).await;
-    assert_eq!(received[0], bytes, "the broker must carry the bytes unchanged");
+    assert_eq!(
+        received[0], bytes,
+        "the broker must carry the bytes unchanged"
+    );
 
     let decoded: PaymentSubmitted = codec.decode(Some(&received[0])).await.unwrap();
     assert_eq!(decoded, sent);
@@ -63,12 +71,20 @@ async fn payment_submitted_round_trips_through_registry_and_broker() {
         .await
         .unwrap();
     let served = Schema::parse_str(served["schema"].as_str().unwrap()).unwrap();
-    let contract = paystream_contract::Topic::PaymentSubmitted.schema().unwrap();
+    let contract = paystream_contract::Topic::PaymentSubmitted
+        .schema()
+        .unwrap();
     assert_eq!(served.canonical_form(), contract.canonical_form());
 
     // A second codec (another service) finds the same id by lookup alone.
     let reader = codec_lookup_only(&registry);
-    assert_eq!(reader.writer_id(paystream_contract::Topic::PaymentSubmitted).await.unwrap(), id);
+    assert_eq!(
+        reader
+            .writer_id(paystream_contract::Topic::PaymentSubmitted)
+            .await
+            .unwrap(),
+        id
+    );
 }
 
 fn codec_lookup_only(registry: &TestRegistry) -> Codec {
@@ -83,7 +99,10 @@ async fn encoding_without_a_registered_schema_fails_in_lookup_only_mode() {
         .await
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
-    assert!(error.to_string().contains("notification.sent-value"), "{error}");
+    assert!(
+        error.to_string().contains("notification.sent-value"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -98,12 +117,21 @@ async fn malformed_records_decode_to_typed_errors() {
     let wrong_schema = codec.encode(&samples::rtgs_settled()).await.unwrap();
     let mut truncated = codec.encode(&samples::payment_submitted()).await.unwrap();
     truncated.truncate(truncated.len() / 2);
-    let received = through_broker(&[random, unknown_id, wrong_schema, truncated, vec![0, 0]], "poison").await;
+    let received = through_broker(
+        &[random, unknown_id, wrong_schema, truncated, vec![0, 0]],
+        "poison",
+    )
+    .await;
 
     let decode = |bytes: &Vec<u8>| {
         let codec = codec.clone();
         let bytes = bytes.clone();
-        async move { codec.decode::<PaymentSubmitted>(Some(&bytes)).await.unwrap_err() }
+        async move {
+            codec
+                .decode::<PaymentSubmitted>(Some(&bytes))
+                .await
+                .unwrap_err()
+        }
     };
     let errors = [
         decode(&received[0]).await,
@@ -112,31 +140,65 @@ async fn malformed_records_decode_to_typed_errors() {
         decode(&received[3]).await,
         decode(&received[4]).await,
     ];
-    assert!(matches!(errors[0], DecodeError::BadMagicByte(0x42)), "{:?}", errors[0]);
-    assert!(matches!(errors[1], DecodeError::UnknownSchemaId(0x7fff_fff0)), "{:?}", errors[1]);
+    assert!(
+        matches!(errors[0], DecodeError::BadMagicByte(0x42)),
+        "{:?}",
+        errors[0]
+    );
+    assert!(
+        matches!(errors[1], DecodeError::UnknownSchemaId(0x7fff_fff0)),
+        "{:?}",
+        errors[1]
+    );
     match &errors[2] {
-        DecodeError::WrongSchema { found, expected, .. } => {
+        DecodeError::WrongSchema {
+            found, expected, ..
+        } => {
             assert_eq!(found, "com.paystream.events.RtgsSettled");
             assert_eq!(expected, "com.paystream.events.PaymentSubmitted");
         }
         other => panic!("expected WrongSchema, got {other:?}"),
     }
-    assert!(matches!(errors[3], DecodeError::Malformed { .. }), "{:?}", errors[3]);
-    assert!(matches!(errors[4], DecodeError::TooShort(2)), "{:?}", errors[4]);
-    assert!(errors.iter().all(|error| !error.is_transient()), "poison is never worth retrying");
-    assert!(matches!(codec.decode::<PaymentSubmitted>(None).await, Err(DecodeError::Empty)));
+    assert!(
+        matches!(errors[3], DecodeError::Malformed { .. }),
+        "{:?}",
+        errors[3]
+    );
+    assert!(
+        matches!(errors[4], DecodeError::TooShort(2)),
+        "{:?}",
+        errors[4]
+    );
+    assert!(
+        errors.iter().all(|error| !error.is_transient()),
+        "poison is never worth retrying"
+    );
+    assert!(matches!(
+        codec.decode::<PaymentSubmitted>(None).await,
+        Err(DecodeError::Empty)
+    ));
 }
 
 #[tokio::test]
 async fn an_unreachable_registry_is_a_transient_error() {
     let closed_port = paystream_testkit::free_port();
     let codec = Codec::new(
-        RegistryClient::new(&format!("http://127.0.0.1:{closed_port}"), Duration::from_secs(2)).unwrap(),
+        RegistryClient::new(
+            &format!("http://127.0.0.1:{closed_port}"),
+            Duration::from_secs(2),
+        )
+        .unwrap(),
         Registration::LookupOnly,
     );
-    let error = codec.decode::<PaymentSubmitted>(Some(&[0, 0, 0, 0, 1, 0])).await.unwrap_err();
+    let error = codec
+        .decode::<PaymentSubmitted>(Some(&[0, 0, 0, 0, 1, 0]))
+        .await
+        .unwrap_err();
     assert!(error.is_transient(), "{error:?}");
-    let error = codec.encode(&samples::payment_submitted()).await.unwrap_err();
+    let error = codec
+        .encode(&samples::payment_submitted())
+        .await
+        .unwrap_err();
     assert!(error.is_transient(), "{error:?}");
 }
 
@@ -159,10 +221,13 @@ async fn a_v1_consumer_reads_records_written_with_a_compatible_v2() {
     client.register(&subject, v1_text).await.unwrap();
 
     let mut v2_json: serde_json::Value = serde_json::from_str(v1_text).unwrap();
-    v2_json["fields"].as_array_mut().unwrap().push(serde_json::json!({
-        "name": "purposeCode", "type": ["null", "string"], "default": null,
-        "doc": "ISO 20022 purpose code (Purp/Cd)."
-    }));
+    v2_json["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "purposeCode", "type": ["null", "string"], "default": null,
+            "doc": "ISO 20022 purpose code (Purp/Cd)."
+        }));
     let v2_text = v2_json.to_string();
     let v2_id = client.register(&subject, &v2_text).await.unwrap();
 
@@ -176,8 +241,17 @@ async fn a_v1_consumer_reads_records_written_with_a_compatible_v2() {
     let v2_value = Value::Record(fields).resolve(&v2).unwrap();
     let mut bytes = vec![0u8];
     bytes.extend_from_slice(&v2_id.to_be_bytes());
-    bytes.extend(GenericDatumWriter::builder(&v2).build().unwrap().write_value_to_vec(v2_value).unwrap());
+    bytes.extend(
+        GenericDatumWriter::builder(&v2)
+            .build()
+            .unwrap()
+            .write_value_to_vec(v2_value)
+            .unwrap(),
+    );
 
-    let decoded: PaymentSubmitted = codec(&registry, Registration::LookupOnly).decode(Some(&bytes)).await.unwrap();
+    let decoded: PaymentSubmitted = codec(&registry, Registration::LookupOnly)
+        .decode(Some(&bytes))
+        .await
+        .unwrap();
     assert_eq!(decoded, sent);
 }

@@ -20,11 +20,19 @@ pub const CONTRACT_COMPATIBILITY: &str = "FULL_TRANSITIVE";
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "PAYSTREAM_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "PAYSTREAM_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     pub kafka_bootstrap: String,
 
     /// Schema registry base URL (Confluent API).
-    #[arg(long, env = "PAYSTREAM_SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "PAYSTREAM_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub schema_registry_url: String,
 
     /// Partitions of every topic. Keys (accounts, cards) spread over them, and
@@ -46,9 +54,18 @@ pub enum ProvisionError {
     #[error("Kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("cannot create topic {topic}: {code}")]
-    CreateTopic { topic: String, code: RDKafkaErrorCode },
-    #[error("topic {topic} has {actual} partitions, configured {configured}; the broker must be asked to add partitions by hand")]
-    PartitionMismatch { topic: String, actual: i32, configured: i32 },
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error(
+        "topic {topic} has {actual} partitions, configured {configured}; the broker must be asked to add partitions by hand"
+    )]
+    PartitionMismatch {
+        topic: String,
+        actual: i32,
+        configured: i32,
+    },
     #[error("schema registry: {0}")]
     Registry(#[from] RegistryError),
     #[error("schema registry config: {0}")]
@@ -71,10 +88,19 @@ pub async fn create_topics(config: &Config) -> Result<Vec<(Topic, TopicOutcome)>
     let timeout = Duration::from_secs(config.timeout_secs);
     let new_topics: Vec<NewTopic<'_>> = Topic::ALL
         .iter()
-        .map(|topic| NewTopic::new(topic.name(), config.partitions, TopicReplication::Fixed(config.replication)))
+        .map(|topic| {
+            NewTopic::new(
+                topic.name(),
+                config.partitions,
+                TopicReplication::Fixed(config.replication),
+            )
+        })
         .collect();
     let results = admin
-        .create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(timeout)))
+        .create_topics(
+            &new_topics,
+            &AdminOptions::new().operation_timeout(Some(timeout)),
+        )
         .await?;
     let mut outcomes = Vec::with_capacity(results.len());
     for (topic, result) in Topic::ALL.into_iter().zip(results) {
@@ -107,7 +133,12 @@ fn partition_counts(
     Ok(metadata
         .topics()
         .iter()
-        .map(|topic| (topic.name().to_owned(), i32::try_from(topic.partitions().len()).unwrap_or(i32::MAX)))
+        .map(|topic| {
+            (
+                topic.name().to_owned(),
+                i32::try_from(topic.partitions().len()).unwrap_or(i32::MAX),
+            )
+        })
         .collect())
 }
 
@@ -115,7 +146,10 @@ fn partition_counts(
 /// contract schema; returns each subject with its schema id.
 pub async fn register_schemas(config: &Config) -> Result<Vec<(String, u32)>, ProvisionError> {
     set_global_compatibility(config, CONTRACT_COMPATIBILITY).await?;
-    let registry = RegistryClient::new(&config.schema_registry_url, Duration::from_secs(config.timeout_secs))?;
+    let registry = RegistryClient::new(
+        &config.schema_registry_url,
+        Duration::from_secs(config.timeout_secs),
+    )?;
     let mut registered = Vec::with_capacity(Topic::ALL.len());
     for topic in Topic::ALL {
         let subject = topic.value_subject();
@@ -126,7 +160,10 @@ pub async fn register_schemas(config: &Config) -> Result<Vec<(String, u32)>, Pro
 }
 
 async fn set_global_compatibility(config: &Config, level: &str) -> Result<(), ProvisionError> {
-    let url = format!("{}/config", config.schema_registry_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/config",
+        config.schema_registry_url.trim_end_matches('/')
+    );
     let response = reqwest::Client::new()
         .put(&url)
         .timeout(Duration::from_secs(config.timeout_secs))
@@ -138,7 +175,9 @@ async fn set_global_compatibility(config: &Config, level: &str) -> Result<(), Pr
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        return Err(ProvisionError::RegistryConfig(format!("PUT {url}: {status} {body}")));
+        return Err(ProvisionError::RegistryConfig(format!(
+            "PUT {url}: {status} {body}"
+        )));
     }
     Ok(())
 }

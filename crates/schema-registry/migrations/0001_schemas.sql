@@ -7,7 +7,9 @@ CREATE TABLE schemas (
     -- Whitespace- and key-order-insensitive form: the same schema registered twice,
     -- under any subject, resolves to the same id.
     normalized   TEXT        NOT NULL,
-    fingerprint  BYTEA       GENERATED ALWAYS AS (sha256(convert_to(normalized, 'UTF8'))) STORED,
+    -- sha256 of `normalized`, written by the registry (a generated column cannot
+    -- use convert_to, which depends on the database encoding).
+    fingerprint  BYTEA       NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX schemas_fingerprint ON schemas (schema_type, fingerprint);

@@ -4,12 +4,12 @@
 //! `application/json` or nothing at all.
 
 use apache_avro::Schema;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,21 +40,43 @@ pub fn router(state: AppState) -> Router {
         .route("/schemas/ids/{id}/versions", get(schema_usages))
         .route("/subjects", get(list_subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route("/subjects/{subject}/versions", get(list_versions).post(register))
-        .route("/subjects/{subject}/versions/{version}", get(get_version).delete(delete_version))
-        .route("/subjects/{subject}/versions/{version}/schema", get(get_raw_version))
-        .route("/compatibility/subjects/{subject}/versions", post(check_against_all))
-        .route("/compatibility/subjects/{subject}/versions/{version}", post(check_against_version))
+        .route(
+            "/subjects/{subject}/versions",
+            get(list_versions).post(register),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(get_version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(get_raw_version),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(check_against_all),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(check_against_version),
+        )
         .route("/config", get(get_global_config).put(put_global_config))
         .route(
             "/config/{subject}",
-            get(get_subject_config).put(put_subject_config).delete(delete_subject_config),
+            get(get_subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
         )
         .with_state(state)
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn ok(body: Value) -> Response {
@@ -119,7 +141,10 @@ struct Candidate {
 }
 
 fn candidate(request: SchemaRequest) -> Result<Candidate, ApiError> {
-    let schema_type = request.schema_type.unwrap_or_else(|| AVRO.to_owned()).to_uppercase();
+    let schema_type = request
+        .schema_type
+        .unwrap_or_else(|| AVRO.to_owned())
+        .to_uppercase();
     if schema_type != AVRO {
         return Err(ApiError::InvalidSchema(format!(
             "schema type {schema_type} is not supported by this registry; only AVRO is"
@@ -127,10 +152,12 @@ fn candidate(request: SchemaRequest) -> Result<Candidate, ApiError> {
     }
     if !request.references.is_empty() {
         return Err(ApiError::InvalidSchema(
-            "schema references are not supported by this registry; inline the named types".to_owned(),
+            "schema references are not supported by this registry; inline the named types"
+                .to_owned(),
         ));
     }
-    let parsed = Schema::parse_str(&request.schema).map_err(|error| ApiError::InvalidSchema(error.to_string()))?;
+    let parsed = Schema::parse_str(&request.schema)
+        .map_err(|error| ApiError::InvalidSchema(error.to_string()))?;
     // serde_json's map is ordered by key, so this form ignores whitespace and key
     // order but keeps everything that matters to readers (field order, defaults, docs).
     let normalized = serde_json::from_str::<Value>(&request.schema)
@@ -147,15 +174,19 @@ fn candidate(request: SchemaRequest) -> Result<Candidate, ApiError> {
 }
 
 fn parse_stored(version: i32, text: &str) -> Result<(i32, Schema), ApiError> {
-    Schema::parse_str(text).map(|schema| (version, schema)).map_err(|error| {
-        ApiError::Store(sqlx::Error::Protocol(format!(
-            "stored schema of version {version} no longer parses: {error}"
-        )))
-    })
+    Schema::parse_str(text)
+        .map(|schema| (version, schema))
+        .map_err(|error| {
+            ApiError::Store(sqlx::Error::Protocol(format!(
+                "stored schema of version {version} no longer parses: {error}"
+            )))
+        })
 }
 
 fn parse_history(live: &[(i32, String)]) -> Result<Vec<(i32, Schema)>, ApiError> {
-    live.iter().map(|(version, text)| parse_stored(*version, text)).collect()
+    live.iter()
+        .map(|(version, text)| parse_stored(*version, text))
+        .collect()
 }
 
 fn version_body(found: &SubjectVersion) -> Value {
@@ -176,7 +207,11 @@ async fn effective_level(state: &AppState, subject: &str) -> Result<Compatibilit
     if let Some(level) = state.store.configured_level(Some(subject)).await? {
         return Ok(level);
     }
-    Ok(state.store.configured_level(None).await?.unwrap_or(state.default_level))
+    Ok(state
+        .store
+        .configured_level(None)
+        .await?
+        .unwrap_or(state.default_level))
 }
 
 async fn root() -> Response {
@@ -192,7 +227,10 @@ async fn schema_types() -> Response {
     ok(json!([AVRO]))
 }
 
-async fn schema_by_id(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn schema_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let (schema_type, schema) = state.store.schema_by_id(parse_id(&id)?).await?;
     let mut body = json!({ "schema": schema });
     if schema_type != AVRO {
@@ -201,13 +239,21 @@ async fn schema_by_id(State(state): State<AppState>, Path(id): Path<String>) -> 
     Ok(ok(body))
 }
 
-async fn raw_schema_by_id(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn raw_schema_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let (_, schema) = state.store.schema_by_id(parse_id(&id)?).await?;
     Ok(raw_schema(schema))
 }
 
 fn raw_schema(schema: String) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        schema,
+    )
+        .into_response()
 }
 
 async fn schema_usages(
@@ -226,7 +272,10 @@ async fn schema_usages(
     )))
 }
 
-async fn list_subjects(State(state): State<AppState>, Query(flags): Query<Flags>) -> Result<Response, ApiError> {
+async fn list_subjects(
+    State(state): State<AppState>,
+    Query(flags): Query<Flags>,
+) -> Result<Response, ApiError> {
     Ok(ok(json!(state.store.subjects(flags.deleted).await?)))
 }
 
@@ -235,7 +284,9 @@ async fn list_versions(
     Path(subject): Path<String>,
     Query(flags): Query<Flags>,
 ) -> Result<Response, ApiError> {
-    Ok(ok(json!(state.store.versions(&subject, flags.deleted).await?)))
+    Ok(ok(json!(
+        state.store.versions(&subject, flags.deleted).await?
+    )))
 }
 
 async fn get_version(
@@ -243,7 +294,10 @@ async fn get_version(
     Path((subject, version)): Path<(String, String)>,
     Query(flags): Query<Flags>,
 ) -> Result<Response, ApiError> {
-    let found = state.store.version(&subject, parse_version(&version)?, flags.deleted).await?;
+    let found = state
+        .store
+        .version(&subject, parse_version(&version)?, flags.deleted)
+        .await?;
     Ok(ok(version_body(&found)))
 }
 
@@ -252,7 +306,10 @@ async fn get_raw_version(
     Path((subject, version)): Path<(String, String)>,
     Query(flags): Query<Flags>,
 ) -> Result<Response, ApiError> {
-    let found = state.store.version(&subject, parse_version(&version)?, flags.deleted).await?;
+    let found = state
+        .store
+        .version(&subject, parse_version(&version)?, flags.deleted)
+        .await?;
     Ok(raw_schema(found.schema))
 }
 
@@ -273,7 +330,11 @@ async fn register(
             }
             Err(ApiError::Incompatible {
                 subject: subject.clone(),
-                details: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                details: problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })
         })
         .await?;
@@ -292,7 +353,9 @@ async fn lookup(
     state.store.versions(&subject, flags.deleted).await?;
     match state.store.find(&subject, &candidate.new).await? {
         Some(found) => Ok(ok(version_body(&found))),
-        None => Err(ApiError::SchemaNotFound(format!("under subject '{subject}'"))),
+        None => Err(ApiError::SchemaNotFound(format!(
+            "under subject '{subject}'"
+        ))),
     }
 }
 
@@ -301,7 +364,12 @@ async fn delete_subject(
     Path(subject): Path<String>,
     Query(flags): Query<Flags>,
 ) -> Result<Response, ApiError> {
-    Ok(ok(json!(state.store.delete_subject(&subject, flags.permanent).await?)))
+    Ok(ok(json!(
+        state
+            .store
+            .delete_subject(&subject, flags.permanent)
+            .await?
+    )))
 }
 
 async fn delete_version(
@@ -310,7 +378,12 @@ async fn delete_version(
     Query(flags): Query<Flags>,
 ) -> Result<Response, ApiError> {
     let version = parse_version(&version)?;
-    Ok(ok(json!(state.store.delete_version(&subject, version, flags.permanent).await?)))
+    Ok(ok(json!(
+        state
+            .store
+            .delete_version(&subject, version, flags.permanent)
+            .await?
+    )))
 }
 
 async fn check_against_all(
@@ -350,7 +423,10 @@ async fn check_against_version(
     ))
 }
 
-fn compatibility_response(problems: Vec<compatibility::Incompatibility>, verbose: bool) -> Response {
+fn compatibility_response(
+    problems: Vec<compatibility::Incompatibility>,
+    verbose: bool,
+) -> Response {
     let mut body = json!({ "is_compatible": problems.is_empty() });
     if verbose {
         body["messages"] = json!(problems.iter().map(ToString::to_string).collect::<Vec<_>>());
@@ -366,11 +442,18 @@ fn parse_level(request: ConfigRequest) -> Result<CompatibilityLevel, ApiError> {
 }
 
 async fn get_global_config(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let level = state.store.configured_level(None).await?.unwrap_or(state.default_level);
+    let level = state
+        .store
+        .configured_level(None)
+        .await?
+        .unwrap_or(state.default_level);
     Ok(ok(json!({ "compatibilityLevel": level.as_str() })))
 }
 
-async fn put_global_config(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn put_global_config(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let level = parse_level(parse_body(&body)?)?;
     state.store.set_level(None, level).await?;
     tracing::info!(%level, "global compatibility level set");
@@ -384,9 +467,11 @@ async fn get_subject_config(
 ) -> Result<Response, ApiError> {
     let level = match state.store.configured_level(Some(&subject)).await? {
         Some(level) => level,
-        None if flags.default_to_global => {
-            state.store.configured_level(None).await?.unwrap_or(state.default_level)
-        }
+        None if flags.default_to_global => state
+            .store
+            .configured_level(None)
+            .await?
+            .unwrap_or(state.default_level),
         None => return Err(ApiError::SubjectConfigNotFound(subject)),
     };
     Ok(ok(json!({ "compatibilityLevel": level.as_str() })))

@@ -116,7 +116,8 @@ pub fn check(
     let mut problems = Vec::new();
     for (version, old) in against {
         if level.needs_backward()
-            && let Some(message) = can_read(old, candidate, "new schema cannot read data written with")
+            && let Some(message) =
+                can_read(old, candidate, "new schema cannot read data written with")
         {
             problems.push(Incompatibility {
                 existing_version: *version,
@@ -124,7 +125,11 @@ pub fn check(
             });
         }
         if level.needs_forward()
-            && let Some(message) = can_read(candidate, old, "data written with the new schema cannot be read by")
+            && let Some(message) = can_read(
+                candidate,
+                old,
+                "data written with the new schema cannot be read by",
+            )
         {
             problems.push(Incompatibility {
                 existing_version: *version,
@@ -166,7 +171,14 @@ mod tests {
     #[test]
     fn levels_parse_case_insensitively_and_print_in_confluent_form() {
         for level in CompatibilityLevel::ALL {
-            assert_eq!(level.as_str().to_lowercase().parse::<CompatibilityLevel>().unwrap(), level);
+            assert_eq!(
+                level
+                    .as_str()
+                    .to_lowercase()
+                    .parse::<CompatibilityLevel>()
+                    .unwrap(),
+                level
+            );
         }
         assert!("SIDEWAYS".parse::<CompatibilityLevel>().is_err());
     }
@@ -186,7 +198,10 @@ mod tests {
         assert!(check(CompatibilityLevel::Backward, &v2, &[(1, v1())]).is_empty());
         let problems = check(CompatibilityLevel::Full, &v2, &[(1, v1())]);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].message.contains("cannot be read by"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("cannot be read by"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -200,7 +215,9 @@ mod tests {
         // v2 drops amountMinor (backward compatible with v1); v3 re-adds it as a
         // string, which v2 can read (it ignores the field) but v1 data cannot feed.
         let v2 = schema(r#"{"name":"id","type":"string"}"#);
-        let v3 = schema(r#"{"name":"id","type":"string"},{"name":"amountMinor","type":"string","default":""}"#);
+        let v3 = schema(
+            r#"{"name":"id","type":"string"},{"name":"amountMinor","type":"string","default":""}"#,
+        );
         let history = [(1, v1()), (2, v2)];
         assert!(check(CompatibilityLevel::Backward, &v3, &history).is_empty());
         let problems = check(CompatibilityLevel::BackwardTransitive, &v3, &history);

@@ -16,7 +16,9 @@ pub enum ApiError {
     SchemaNotFound(String),
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]
     SubjectNotSoftDeleted(String),
-    #[error("Subject '{subject}' Version {version} was not deleted first before being permanently deleted")]
+    #[error(
+        "Subject '{subject}' Version {version} was not deleted first before being permanently deleted"
+    )]
     VersionNotSoftDeleted { subject: String, version: i32 },
     #[error("Subject '{0}' does not have subject-level compatibility configured")]
     SubjectConfigNotFound(String),
@@ -26,9 +28,13 @@ pub enum ApiError {
         "The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
     )]
     InvalidVersion(String),
-    #[error("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{0}'")]
+    #[error(
+        "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{0}'"
+    )]
     InvalidCompatibilityLevel(String),
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{details}]")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{details}]"
+    )]
     Incompatible { subject: String, details: String },
     #[error("Unrecognized request body: {0}")]
     BadRequest(String),

@@ -22,7 +22,11 @@ pub use error::ApiError;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address the REST API listens on (Confluent's default port is 8081).
-    #[arg(long, env = "PAYSTREAM_SCHEMA_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "PAYSTREAM_SCHEMA_REGISTRY_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
     pub listen: SocketAddr,
 
     /// PostgreSQL database that holds the schemas; migrated at start-up.
@@ -35,11 +39,19 @@ pub struct Config {
 
     /// Global compatibility level until one is set with `PUT /config`
     /// (NONE, BACKWARD, FORWARD, FULL, or their _TRANSITIVE forms).
-    #[arg(long, env = "PAYSTREAM_SCHEMA_REGISTRY_DEFAULT_COMPATIBILITY", default_value = "BACKWARD")]
+    #[arg(
+        long,
+        env = "PAYSTREAM_SCHEMA_REGISTRY_DEFAULT_COMPATIBILITY",
+        default_value = "BACKWARD"
+    )]
     pub default_compatibility: CompatibilityLevel,
 
     /// Size of the PostgreSQL connection pool.
-    #[arg(long, env = "PAYSTREAM_SCHEMA_REGISTRY_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "PAYSTREAM_SCHEMA_REGISTRY_DB_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
     pub db_max_connections: u32,
 }
 
@@ -50,7 +62,10 @@ pub enum StartError {
     #[error("cannot migrate the schema database: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -70,9 +85,13 @@ impl Server {
             .await?;
         let store = store::Store::new(pool);
         store.migrate().await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
         let router = api::router(api::AppState {
             store,
             default_level: config.default_compatibility,
@@ -103,7 +122,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     Server::build(&config).await?.run(shutdown).await
 }
 
-async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;

@@ -51,7 +51,10 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
     }
 
-    pub async fn configured_level(&self, subject: Option<&str>) -> Result<Option<CompatibilityLevel>, ApiError> {
+    pub async fn configured_level(
+        &self,
+        subject: Option<&str>,
+    ) -> Result<Option<CompatibilityLevel>, ApiError> {
         let stored: Option<String> =
             sqlx::query_scalar("SELECT compatibility FROM compatibility_config WHERE subject = $1")
                 .bind(subject.unwrap_or(GLOBAL))
@@ -61,13 +64,19 @@ impl Store {
         stored
             .map(|level| {
                 level.parse().map_err(|_| {
-                    ApiError::Store(sqlx::Error::Protocol(format!("stored compatibility level '{level}' is not valid")))
+                    ApiError::Store(sqlx::Error::Protocol(format!(
+                        "stored compatibility level '{level}' is not valid"
+                    )))
                 })
             })
             .transpose()
     }
 
-    pub async fn set_level(&self, subject: Option<&str>, level: CompatibilityLevel) -> Result<(), ApiError> {
+    pub async fn set_level(
+        &self,
+        subject: Option<&str>,
+        level: CompatibilityLevel,
+    ) -> Result<(), ApiError> {
         sqlx::query(
             "INSERT INTO compatibility_config (subject, compatibility) VALUES ($1, $2)
              ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility, updated_at = now()",
@@ -79,7 +88,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_level(&self, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
+    pub async fn delete_level(
+        &self,
+        subject: &str,
+    ) -> Result<Option<CompatibilityLevel>, ApiError> {
         let previous = self.configured_level(Some(subject)).await?;
         sqlx::query("DELETE FROM compatibility_config WHERE subject = $1")
             .bind(subject)
@@ -97,7 +109,11 @@ impl Store {
         .await?)
     }
 
-    pub async fn versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<i32>, ApiError> {
+    pub async fn versions(
+        &self,
+        subject: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<i32>, ApiError> {
         let versions: Vec<i32> = sqlx::query_scalar(
             "SELECT version FROM subject_versions WHERE subject = $1 AND ($2 OR NOT deleted) ORDER BY version",
         )
@@ -171,7 +187,11 @@ impl Store {
     }
 
     /// The live version of `subject` that holds this exact schema, if any.
-    pub async fn find(&self, subject: &str, schema: &NewSchema) -> Result<Option<SubjectVersion>, ApiError> {
+    pub async fn find(
+        &self,
+        subject: &str,
+        schema: &NewSchema,
+    ) -> Result<Option<SubjectVersion>, ApiError> {
         find(&self.pool, subject, schema).await
     }
 
@@ -221,7 +241,11 @@ impl Store {
         Ok((row.try_get("schema_type")?, row.try_get("schema_text")?))
     }
 
-    pub async fn usages(&self, id: i32, include_deleted: bool) -> Result<Vec<(String, i32)>, ApiError> {
+    pub async fn usages(
+        &self,
+        id: i32,
+        include_deleted: bool,
+    ) -> Result<Vec<(String, i32)>, ApiError> {
         let rows = sqlx::query(
             "SELECT subject, version FROM subject_versions WHERE schema_id = $1 AND ($2 OR NOT deleted)
              ORDER BY subject, version",
@@ -237,7 +261,11 @@ impl Store {
 
     /// Soft-deletes (or, when `permanent`, removes already soft-deleted) versions
     /// of a subject and returns the versions affected.
-    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, ApiError> {
+    pub async fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, ApiError> {
         let mut tx = self.pool.begin().await?;
         let states: Vec<(i32, bool)> = sqlx::query_as(
             "SELECT version, deleted FROM subject_versions WHERE subject = $1 ORDER BY version FOR UPDATE",
@@ -273,7 +301,12 @@ impl Store {
         Ok(affected)
     }
 
-    pub async fn delete_version(&self, subject: &str, selector: VersionSelector, permanent: bool) -> Result<i32, ApiError> {
+    pub async fn delete_version(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+        permanent: bool,
+    ) -> Result<i32, ApiError> {
         // A permanent delete addresses a version that is already soft-deleted.
         let target = self.version(subject, selector, permanent).await?;
         let mut tx = self.pool.begin().await?;
@@ -339,7 +372,11 @@ where
     .await?)
 }
 
-async fn find<'e, E>(executor: E, subject: &str, schema: &NewSchema) -> Result<Option<SubjectVersion>, ApiError>
+async fn find<'e, E>(
+    executor: E,
+    subject: &str,
+    schema: &NewSchema,
+) -> Result<Option<SubjectVersion>, ApiError>
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
@@ -359,9 +396,13 @@ where
 }
 
 /// The id of this schema, creating it if no subject has registered it before.
-async fn upsert_schema(tx: &mut Transaction<'_, Postgres>, schema: &NewSchema) -> Result<i32, ApiError> {
+async fn upsert_schema(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: &NewSchema,
+) -> Result<i32, ApiError> {
     let inserted: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO schemas (schema_type, schema_text, normalized) VALUES ($1, $2, $3)
+        "INSERT INTO schemas (schema_type, schema_text, normalized, fingerprint)
+         VALUES ($1, $2, $3, sha256(convert_to($3, 'UTF8')))
          ON CONFLICT (schema_type, fingerprint) DO NOTHING RETURNING id",
     )
     .bind(&schema.schema_type)

@@ -22,7 +22,12 @@ impl Api {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request
@@ -32,7 +37,10 @@ impl Api {
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -52,8 +60,11 @@ impl Api {
     }
 
     async fn register(&self, subject: &str, schema: &str) -> (StatusCode, Value) {
-        self.post(&format!("/subjects/{subject}/versions"), json!({ "schema": schema }))
-            .await
+        self.post(
+            &format!("/subjects/{subject}/versions"),
+            json!({ "schema": schema }),
+        )
+        .await
     }
 
     async fn register_ok(&self, subject: &str, schema: &str) -> i64 {
@@ -63,7 +74,12 @@ impl Api {
     }
 
     async fn set_subject_level(&self, subject: &str, level: &str) {
-        let (status, body) = self.put(&format!("/config/{subject}"), json!({ "compatibility": level })).await;
+        let (status, body) = self
+            .put(
+                &format!("/config/{subject}"),
+                json!({ "compatibility": level }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["compatibility"], level);
     }
@@ -78,7 +94,9 @@ fn payment(extra_fields: &str) -> String {
 }
 
 fn error_code(body: &Value) -> i64 {
-    body["error_code"].as_i64().unwrap_or_else(|| panic!("no error_code in {body}"))
+    body["error_code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error_code in {body}"))
 }
 
 #[tokio::test]
@@ -87,13 +105,19 @@ async fn the_same_schema_gets_the_same_global_id_under_any_subject() {
     let (first, second) = (unique("payments-value"), unique("refunds-value"));
     let id = api.register_ok(&first, &payment("")).await;
     // Whitespace and key order do not make a different schema.
-    let reformatted = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&payment("")).unwrap()).unwrap();
+    let reformatted =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&payment("")).unwrap())
+            .unwrap();
     assert_eq!(api.register_ok(&first, &reformatted).await, id);
     assert_eq!(api.register_ok(&second, &payment("")).await, id);
 
     let (status, versions) = api.get(&format!("/subjects/{first}/versions")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(versions, json!([1]), "re-registering must not add a version");
+    assert_eq!(
+        versions,
+        json!([1]),
+        "re-registering must not add a version"
+    );
 
     let (status, by_id) = api.get(&format!("/schemas/ids/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -101,7 +125,12 @@ async fn the_same_schema_gets_the_same_global_id_under_any_subject() {
     assert_eq!(stored["name"], "Payment");
 
     let (_, usages) = api.get(&format!("/schemas/ids/{id}/versions")).await;
-    let mut subjects: Vec<&str> = usages.as_array().unwrap().iter().map(|u| u["subject"].as_str().unwrap()).collect();
+    let mut subjects: Vec<&str> = usages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["subject"].as_str().unwrap())
+        .collect();
     subjects.sort_unstable();
     let mut expected = vec![first.as_str(), second.as_str()];
     expected.sort_unstable();
@@ -113,7 +142,12 @@ async fn the_same_schema_gets_the_same_global_id_under_any_subject() {
     assert_eq!(latest["version"], 1);
     assert_eq!(latest["id"], id);
 
-    let (status, found) = api.post(&format!("/subjects/{first}"), json!({ "schema": payment("") })).await;
+    let (status, found) = api
+        .post(
+            &format!("/subjects/{first}"),
+            json!({ "schema": payment("") }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["id"], id);
     assert_eq!(found["version"], 1);
@@ -126,7 +160,8 @@ async fn full_transitive_accepts_an_optional_field_and_refuses_breaking_changes(
     api.set_subject_level(&subject, "FULL_TRANSITIVE").await;
     let v1 = api.register_ok(&subject, &payment("")).await;
 
-    let with_corridor = payment(r#",{"name":"corridorCode","type":["null","string"],"default":null}"#);
+    let with_corridor =
+        payment(r#",{"name":"corridorCode","type":["null","string"],"default":null}"#);
     let v2 = api.register_ok(&subject, &with_corridor).await;
     assert_ne!(v1, v2);
     let (_, versions) = api.get(&format!("/subjects/{subject}/versions")).await;
@@ -138,7 +173,10 @@ async fn full_transitive_accepts_an_optional_field_and_refuses_breaking_changes(
     let (status, body) = api.register(&subject, removed).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(error_code(&body), 409);
-    assert!(body["message"].as_str().unwrap().contains("incompatible"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("incompatible"),
+        "{body}"
+    );
 
     // Changing a type: neither side can read the other.
     let retyped = r#"{"type":"record","name":"Payment","namespace":"test.paystream","fields":[
@@ -148,7 +186,11 @@ async fn full_transitive_accepts_an_optional_field_and_refuses_breaking_changes(
     assert_eq!(error_code(&body), 409);
 
     let (_, versions) = api.get(&format!("/subjects/{subject}/versions")).await;
-    assert_eq!(versions, json!([1, 2]), "refused schemas must not become versions");
+    assert_eq!(
+        versions,
+        json!([1, 2]),
+        "refused schemas must not become versions"
+    );
 
     let (status, check) = api
         .post(
@@ -165,7 +207,10 @@ async fn full_transitive_accepts_an_optional_field_and_refuses_breaking_changes(
            {"name":"note","type":["null","string"],"default":null}"#,
     );
     let (_, check) = api
-        .post(&format!("/compatibility/subjects/{subject}/versions/1"), json!({ "schema": with_note }))
+        .post(
+            &format!("/compatibility/subjects/{subject}/versions/1"),
+            json!({ "schema": with_note }),
+        )
         .await;
     assert_eq!(check["is_compatible"], true);
 }
@@ -182,18 +227,39 @@ async fn errors_carry_confluent_error_codes() {
     let (status, body) = api.get(&format!("/subjects/{subject}/versions/7")).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 40402));
     let (status, body) = api.get(&format!("/subjects/{subject}/versions/zero")).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, 42202));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42202)
+    );
 
     let (status, body) = api.get("/schemas/ids/2147480000").await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 40403));
 
-    let (status, body) = api.register(&subject, r#"{"type":"record","name":"Broken"}"#).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, 42201));
+    let (status, body) = api
+        .register(&subject, r#"{"type":"record","name":"Broken"}"#)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42201)
+    );
 
-    let (status, body) = api.put(&format!("/config/{subject}"), json!({ "compatibility": "SIDEWAYS" })).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, 42203));
+    let (status, body) = api
+        .put(
+            &format!("/config/{subject}"),
+            json!({ "compatibility": "SIDEWAYS" }),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42203)
+    );
 
-    let (status, body) = api.post(&format!("/subjects/{subject}"), json!({ "schema": payment(r#",{"name":"x","type":"int"}"#) })).await;
+    let (status, body) = api
+        .post(
+            &format!("/subjects/{subject}"),
+            json!({ "schema": payment(r#",{"name":"x","type":"int"}"#) }),
+        )
+        .await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 40403));
 }
 
@@ -208,7 +274,9 @@ async fn config_is_global_with_per_subject_overrides() {
 
     let (status, body) = api.get(&format!("/config/{subject}")).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 40408));
-    let (_, body) = api.get(&format!("/config/{subject}?defaultToGlobal=true")).await;
+    let (_, body) = api
+        .get(&format!("/config/{subject}?defaultToGlobal=true"))
+        .await;
     assert_eq!(body["compatibilityLevel"], global_level);
 
     api.set_subject_level(&subject, "FORWARD").await;
@@ -235,7 +303,14 @@ async fn the_global_level_can_be_changed() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = http.get(format!("{}/config", registry.url)).send().await.unwrap().json().await.unwrap();
+    let body: Value = http
+        .get(format!("{}/config", registry.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["compatibilityLevel"], "FULL_TRANSITIVE");
 }
 
@@ -247,7 +322,9 @@ async fn soft_deleted_schemas_still_resolve_by_id_and_hard_delete_needs_soft_fir
     let id = api.register_ok(&subject, &payment("")).await;
     api.register_ok(&subject, r#""string""#).await;
 
-    let (status, body) = api.delete(&format!("/subjects/{subject}?permanent=true")).await;
+    let (status, body) = api
+        .delete(&format!("/subjects/{subject}?permanent=true"))
+        .await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 40405));
 
     let (status, body) = api.delete(&format!("/subjects/{subject}/versions/2")).await;
@@ -255,7 +332,9 @@ async fn soft_deleted_schemas_still_resolve_by_id_and_hard_delete_needs_soft_fir
     assert_eq!(body, json!(2));
     let (_, versions) = api.get(&format!("/subjects/{subject}/versions")).await;
     assert_eq!(versions, json!([1]));
-    let (_, versions) = api.get(&format!("/subjects/{subject}/versions?deleted=true")).await;
+    let (_, versions) = api
+        .get(&format!("/subjects/{subject}/versions?deleted=true"))
+        .await;
     assert_eq!(versions, json!([1, 2]));
 
     let (status, body) = api.delete(&format!("/subjects/{subject}")).await;
@@ -272,7 +351,9 @@ async fn soft_deleted_schemas_still_resolve_by_id_and_hard_delete_needs_soft_fir
     let (status, _) = api.get(&format!("/schemas/ids/{id}")).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, body) = api.delete(&format!("/subjects/{subject}?permanent=true")).await;
+    let (status, body) = api
+        .delete(&format!("/subjects/{subject}?permanent=true"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!([1, 2]));
     let (_, subjects) = api.get("/subjects?deleted=true").await;
@@ -285,7 +366,9 @@ async fn concurrent_registrations_to_one_subject_get_distinct_consecutive_versio
     let subject = unique("concurrent-value");
     api.set_subject_level(&subject, "NONE").await;
     let registrations = (0..8).map(|n| {
-        let schema = payment(&format!(r#",{{"name":"field{n}","type":["null","string"],"default":null}}"#));
+        let schema = payment(&format!(
+            r#",{{"name":"field{n}","type":["null","string"],"default":null}}"#
+        ));
         let api = &api;
         let subject = subject.clone();
         async move { api.register_ok(&subject, &schema).await }

@@ -30,7 +30,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let metadata = event.metadata();
         let mut line = Map::new();
         line.insert(
@@ -82,7 +87,8 @@ impl Visit for EventFields<'_> {
         self.0.insert(field.name().into(), value.to_string().into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}").into());
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
     }
 }
 
@@ -112,9 +118,11 @@ mod tests {
     fn every_line_inside_a_span_carries_the_span_fields() {
         let captured = Captured::default();
         let sink = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(layer().with_writer(move || sink.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(layer().with_writer(move || sink.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let payment = tracing::info_span!("payment", correlation_id = "corr-42", payment_id = 7_u64);
+            let payment =
+                tracing::info_span!("payment", correlation_id = "corr-42", payment_id = 7_u64);
             let _payment = payment.enter();
             let step = tracing::info_span!("screening", provider = "aml");
             let _step = step.enter();
@@ -135,7 +143,8 @@ mod tests {
     fn lines_outside_spans_have_no_span_fields() {
         let captured = Captured::default();
         let sink = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(layer().with_writer(move || sink.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(layer().with_writer(move || sink.clone()));
         tracing::subscriber::with_default(subscriber, || tracing::warn!("alone"));
         let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let line: Value = serde_json::from_str(output.trim()).unwrap();

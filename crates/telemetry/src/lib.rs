@@ -77,11 +77,16 @@ fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, Tele
     }
     // The exporter reads the endpoint, headers and timeout from the standard
     // OTEL_EXPORTER_OTLP_* variables; only the transport is chosen here.
-    let http = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|protocol| protocol.starts_with("http"));
+    let http = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .is_ok_and(|protocol| protocol.starts_with("http"));
     let exporter = if http {
-        opentelemetry_otlp::SpanExporter::builder().with_http().build()?
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?
     } else {
-        opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?
     };
     Ok(builder.with_batch_exporter(exporter).build())
 }

@@ -73,14 +73,21 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 }
 
 /// Receives `count` records, failing the test if they do not arrive in time.
-pub async fn receive(consumer: &StreamConsumer, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub async fn receive(
+    consumer: &StreamConsumer,
+    count: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut received = Vec::with_capacity(count);
     while received.len() < count {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => received.push(message.detach()),
             Ok(Err(error)) => panic!("consumer error after {} records: {error}", received.len()),
-            Err(_) => panic!("timed out after {timeout:?} with {}/{count} records", received.len()),
+            Err(_) => panic!(
+                "timed out after {timeout:?} with {}/{count} records",
+                received.len()
+            ),
         }
     }
     received

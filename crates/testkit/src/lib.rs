@@ -23,7 +23,10 @@ use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 pub fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// A name no other test run uses, for topics, groups and databases.
@@ -44,7 +47,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(250));
     }
@@ -57,12 +63,18 @@ pub struct TestDatabase {
 }
 
 pub async fn fresh_database() -> TestDatabase {
-    let admin_url = env_or("PAYSTREAM_TEST_DATABASE_ADMIN_URL", "postgres://paystream_test:paystream_test@127.0.0.1:5432/postgres");
+    let admin_url = env_or(
+        "PAYSTREAM_TEST_DATABASE_ADMIN_URL",
+        "postgres://paystream_test:paystream_test@127.0.0.1:5432/postgres",
+    );
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url} (is `make dev-up` done?): {e}"));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {admin_url} (is `make dev-up` done?): {e}")
+        });
+    // The name is generated above from a UUID, never from input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -111,7 +123,9 @@ impl TestRegistry {
             default_compatibility: paystream_schema_registry::CompatibilityLevel::Backward,
             db_max_connections: 4,
         };
-        let server = paystream_schema_registry::Server::build(&config).await.unwrap();
+        let server = paystream_schema_registry::Server::build(&config)
+            .await
+            .unwrap();
         let url = format!("http://{}", server.local_addr());
         let shutdown = CancellationToken::new();
         tokio::spawn(server.run(shutdown.clone()));
@@ -121,9 +135,11 @@ impl TestRegistry {
 
 /// Polls a TCP port until something accepts connections on it.
 pub async fn wait_for_port(addr: &str, timeout: Duration) {
-    wait_until(timeout, &format!("{addr} to accept connections"), || async {
-        tokio::net::TcpStream::connect(addr).await.ok().map(drop)
-    })
+    wait_until(
+        timeout,
+        &format!("{addr} to accept connections"),
+        || async { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
+    )
     .await
 }
 

@@ -73,7 +73,11 @@ impl Nisshi {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start nisshi (set NISSHI_BIN or run devstack/install-broker.sh): {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start nisshi (set NISSHI_BIN or run devstack/install-broker.sh): {e}"
+                )
+            });
         self.child = Some(child);
         wait_for_port(&self.bootstrap(), Duration::from_secs(30)).await;
     }
