@@ -36,6 +36,11 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+.PHONY: check-manifests
+check-manifests: ## Statically check compose/ and deploy/ (they cannot run here)
+	python3 devstack/check-manifests.py
+	@if command -v kubectl >/dev/null; then kubectl kustomize deploy >/dev/null && echo "kustomize: deploy/ renders"; fi
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all

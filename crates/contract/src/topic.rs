@@ -177,13 +177,13 @@ mod tests {
         fn walk(value: &serde_json::Value, topic: Topic) {
             match value {
                 serde_json::Value::Object(map) => {
-                    if let Some(name) = map.get("name").and_then(|n| n.as_str()) {
-                        if name.to_lowercase().contains("amount") {
-                            assert_eq!(
-                                map["type"], "long",
-                                "{topic}: {name} must be a long of minor units"
-                            );
-                        }
+                    if let Some(name) = map.get("name").and_then(|n| n.as_str())
+                        && name.to_lowercase().contains("amount")
+                    {
+                        assert_eq!(
+                            map["type"], "long",
+                            "{topic}: {name} must be a long of minor units"
+                        );
                     }
                     assert_ne!(
                         map.get("type").and_then(|t| t.as_str()),

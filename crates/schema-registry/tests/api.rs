@@ -1,6 +1,8 @@
 //! The registry's REST API as clients see it. Written only against HTTP, with
 //! a subject per test, so that it also passes against Confluent's registry:
 //! `PAYSTREAM_TEST_SCHEMA_REGISTRY_URL=http://host:8081 cargo test -p paystream-schema-registry`.
+// Test helpers fail the test by panicking; that is their error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use paystream_testkit::{TestRegistry, unique};
 use reqwest::StatusCode;
