@@ -19,7 +19,7 @@ test: dev-up ## Unit and integration tests against the real broker, registry and
 	$(TEST_RUNNER)
 
 .PHONY: dev-up
-dev-up: ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas
+dev-up: install ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas
 	@bash devstack/up.sh
 
 .PHONY: dev-down
@@ -27,7 +27,7 @@ dev-down: ## Stop the broker and the schema registry (PURGE=1 also deletes their
 	@bash devstack/down.sh $(if $(PURGE),--purge,)
 
 .PHONY: install
-install: ## Install system packages and the broker a fresh machine lacks
+install: ## Install system packages and the broker a fresh machine lacks (quick when present)
 	@bash devstack/install-deps.sh
 	@bash devstack/install-broker.sh
 

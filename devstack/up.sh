@@ -20,10 +20,11 @@ else
   listener="tcp://127.0.0.1:$KAFKA_PORT"
   # SQLite, not memory: records and committed offsets must survive a crash.
   # No initial rebalance delay: a local group has no stragglers to wait for.
-  start_daemon nisshi nisshi broker \
+  # nisshi resolves a sqlite:// path against its working directory.
+  (cd "$STATE_DIR/nisshi" && start_daemon nisshi nisshi broker \
     --listener-url "$listener" --advertised-listener-url "$listener" \
-    --storage-engine "sqlite://$STATE_DIR/nisshi/nisshi.db" \
-    --group-initial-rebalance-delay 0s
+    --storage-engine "sqlite://nisshi.db" \
+    --group-initial-rebalance-delay 0s)
   wait_for_port 127.0.0.1 "$KAFKA_PORT" 60 nisshi
   log "nisshi listening on 127.0.0.1:$KAFKA_PORT (log: $LOG_DIR/nisshi.log)"
 fi

@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
+use paystream_contract::codec::write_datum;
 use paystream_contract::{
     Codec, DecodeError, PaymentSubmitted, Registration, RegistryClient, samples,
 };
@@ -236,7 +238,17 @@ async fn a_v1_consumer_reads_records_written_with_a_compatible_v2() {
     // Write as a v2 producer would: the v1 event plus the new field.
     let sent = samples::payment_submitted();
     let v2 = Schema::parse_str(&v2_text).unwrap();
-    let Value::Record(mut fields) = apache_avro::to_value(&sent).unwrap() else {
+    let v1 = paystream_contract::Topic::PaymentSubmitted
+        .schema()
+        .unwrap();
+    let mut v1_datum = Vec::new();
+    write_datum(v1, &sent, &mut v1_datum).unwrap();
+    let Value::Record(mut fields) = GenericDatumReader::builder(v1)
+        .build()
+        .unwrap()
+        .read_value(&mut v1_datum.as_slice())
+        .unwrap()
+    else {
         panic!("an event is a record")
     };
     fields.push(("purposeCode".to_owned(), Value::String("SUPP".to_owned())));

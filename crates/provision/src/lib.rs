@@ -84,6 +84,9 @@ pub enum TopicOutcome {
 pub async fn create_topics(config: &Config) -> Result<Vec<(Topic, TopicOutcome)>, ProvisionError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka_bootstrap)
+        // Topics exist because provisioning created them, never as a side effect
+        // of a metadata request.
+        .set("allow.auto.create.topics", "false")
         .create()?;
     let timeout = Duration::from_secs(config.timeout_secs);
     let new_topics: Vec<NewTopic<'_>> = Topic::ALL

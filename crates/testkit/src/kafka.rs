@@ -55,7 +55,11 @@ pub fn consumer(bootstrap: &str, group: &str, topics: &[&str]) -> StreamConsumer
 
 pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
+    // An admin client is a producer to librdkafka, whose metadata refresh after
+    // DeleteTopics would otherwise ask the broker to re-create the topic.
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("allow.auto.create.topics", "false");
     config.create().unwrap()
 }
 

@@ -58,7 +58,8 @@ impl Nisshi {
     async fn spawn(&mut self) {
         let storage = match self.storage {
             Storage::Memory => "memory://nisshi/".to_owned(),
-            Storage::Sqlite => format!("sqlite://{}/nisshi.db", self.dir.path().display()),
+            // nisshi resolves a sqlite:// path against its working directory.
+            Storage::Sqlite => "sqlite://nisshi.db".to_owned(),
         };
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = std::fs::File::create(self.dir.path().join("broker.log")).unwrap();
@@ -69,6 +70,7 @@ impl Nisshi {
             // Tests create a group per scenario; Kafka's 3 s wait for more
             // members only slows them down.
             .args(["--group-initial-rebalance-delay", "0s"])
+            .current_dir(self.dir.path())
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(Stdio::null())
             .stderr(log)
