@@ -46,6 +46,10 @@ is_running() {
   [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+# The pid and command name of the process listening on a local TCP port, if any.
+listener_pid() { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; }
+listener_name() { local pid; pid="$(listener_pid "$1")"; [[ -n "$pid" ]] && cat "/proc/$pid/comm" 2>/dev/null; }
+
 stop_daemon() {
   local name="$1" pidfile="$RUN_DIR/$1.pid"
   if is_running "$name"; then

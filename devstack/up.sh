@@ -14,6 +14,11 @@ bash devstack/postgres.sh
 command -v nisshi >/dev/null 2>&1 || die "nisshi is not installed: run devstack/install-broker.sh"
 if is_running nisshi; then
   log "nisshi already running (pid $(cat "$RUN_DIR/nisshi.pid"))"
+elif [[ "$(listener_name "$KAFKA_PORT")" == "nisshi" ]]; then
+  # Started by another checkout of this repository on this machine: one broker
+  # per machine is enough, and topics and groups are per test anyway.
+  listener_pid "$KAFKA_PORT" >"$RUN_DIR/nisshi.pid"
+  log "using the nisshi broker already on 127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN_DIR/nisshi.pid"))"
 else
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this stack did not start"
   mkdir -p "$STATE_DIR/nisshi"
@@ -33,6 +38,11 @@ log "building the schema registry and the provisioning tool"
 cargo build --quiet --bin schema-registry --bin paystream-provision
 
 stop_daemon schema-registry
+if [[ "$(listener_name "$REGISTRY_PORT")" == "schema-registry" ]]; then
+  # Another checkout's registry: replace it with this build.
+  kill -TERM "$(listener_pid "$REGISTRY_PORT")" 2>/dev/null || true
+  for _ in $(seq 1 50); do port_open "$REGISTRY_PORT" || break; sleep 0.1; done
+fi
 port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by a process this stack did not start"
 PAYSTREAM_SCHEMA_REGISTRY_LISTEN="127.0.0.1:$REGISTRY_PORT" \
   start_daemon schema-registry target/debug/schema-registry
