@@ -5,7 +5,8 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --workspace --bins \
  && mkdir /out \
- && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
+ && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \; \
+ && rm -f /out/bus-test-consumer
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \

@@ -11,12 +11,19 @@ help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: dev-up ## Start the local stack and show its endpoints
-	@echo "Subjects registered: $$(curl -fsS http://127.0.0.1:8081/subjects)"
+run: dev-up ## Start the stack and the services, and drive a mix of payments through them
+	@bash devstack/services.sh
+	@bash devstack/demo.sh
 
 .PHONY: test
 test: dev-up ## Unit and integration tests against the real broker, registry and PostgreSQL
 	$(TEST_RUNNER)
+
+.PHONY: bench
+bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHMARKS.md)
+	cargo bench -p paystream-bus --bench consumer_throughput
+	cargo bench -p paystream-validation --bench validation_throughput
+	cargo bench -p paystream-gateway --bench gateway_throughput
 
 .PHONY: dev-up
 dev-up: install ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas
@@ -27,9 +34,10 @@ dev-down: ## Stop the broker and the schema registry (PURGE=1 also deletes their
 	@bash devstack/down.sh $(if $(PURGE),--purge,)
 
 .PHONY: install
-install: ## Install system packages and the broker a fresh machine lacks (quick when present)
+install: ## Install system packages, the broker and the reference data a fresh machine lacks (quick when present)
 	@bash devstack/install-deps.sh
 	@bash devstack/install-broker.sh
+	@bash devstack/fetch-reference-data.sh
 
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors

@@ -4,8 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-stop_daemon schema-registry
-stop_daemon nisshi
+for service in validation gateway sandbox schema-registry nisshi; do stop_daemon "$service"; done
 
 if [[ "${1:-}" == "--purge" ]]; then
   rm -rf "$STATE_DIR/nisshi"

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use paystream_testkit::kafka::{consumer, consumer_config, producer, producer_config, receive};
+use paystream_testkit::kafka::{
+    consumer, consumer_config, producer, producer_config, receive, receive_parsed,
+};
 use paystream_testkit::unique;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -40,15 +42,7 @@ async fn produce(producer: &FutureProducer, topic: &str, values: std::ops::Range
 }
 
 async fn values(consumer: &StreamConsumer, count: usize) -> Vec<u32> {
-    receive(consumer, count, TIMEOUT)
-        .await
-        .iter()
-        .map(|m| {
-            String::from_utf8_lossy(m.payload().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    receive_parsed(consumer, count, TIMEOUT).await
 }
 
 fn assert_exactly(values: &[u32], expected: std::ops::Range<u32>) {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use paystream_broker_compat::java_partition;
 use paystream_testkit::kafka::{
-    admin, bootstrap, consumer, create_topic, producer, producer_config, receive,
+    admin, bootstrap, consumer, create_topic, producer, producer_config, receive, receive_parsed,
 };
 use paystream_testkit::{unique, wait_until};
 use rdkafka::admin::{AdminOptions, NewPartitions};
@@ -285,15 +285,7 @@ async fn two_groups_each_receive_every_record() {
     }
     for _ in 0..2 {
         let consumer = consumer(&bootstrap(), &unique("compat-groups"), &[&topic]);
-        let mut values: Vec<i32> = receive(&consumer, 20, TIMEOUT)
-            .await
-            .iter()
-            .map(|m| {
-                String::from_utf8_lossy(m.payload().unwrap())
-                    .parse()
-                    .unwrap()
-            })
-            .collect();
+        let mut values: Vec<i32> = receive_parsed(&consumer, 20, TIMEOUT).await;
         values.sort_unstable();
         assert_eq!(values, (0..20).collect::<Vec<_>>());
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use paystream_testkit::kafka::{consumer, create_topic, producer};
+use paystream_testkit::kafka::{consumer, create_topic, producer, receive};
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::unique;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -21,26 +21,22 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Reads `count` records and returns their values with the next offset to
 /// commit per partition.
 async fn read(consumer: &StreamConsumer, count: usize) -> (Vec<u32>, TopicPartitionList) {
-    let mut values = Vec::with_capacity(count);
     let mut next = TopicPartitionList::new();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while values.len() < count {
-        let message = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out with {}/{count} records", values.len()))
+    let values = receive(consumer, count, TIMEOUT)
+        .await
+        .iter()
+        .map(|message| {
+            next.add_partition_offset(
+                message.topic(),
+                message.partition(),
+                Offset::Offset(message.offset() + 1),
+            )
             .unwrap();
-        values.push(
             String::from_utf8_lossy(message.payload().unwrap())
                 .parse()
-                .unwrap(),
-        );
-        next.add_partition_offset(
-            message.topic(),
-            message.partition(),
-            Offset::Offset(message.offset() + 1),
-        )
-        .unwrap();
-    }
+                .unwrap()
+        })
+        .collect();
     (values, next)
 }
 

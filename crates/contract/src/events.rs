@@ -53,6 +53,13 @@ impl Envelope {
         }
     }
 
+    /// For an event built inside a bus handler: the bus producer fills in the
+    /// correlation, causation and a stable event id from the record being
+    /// handled, so the handler need not. Sent outside a handler, it is refused.
+    pub fn pending() -> Self {
+        Self::first("", "", "")
+    }
+
     /// The envelope of an event produced while handling `cause`: same
     /// correlation, caused by `cause`'s event id.
     pub fn caused_by(cause: &Envelope, producer: impl Into<String>) -> Self {
@@ -132,6 +139,24 @@ pub struct PaymentValidated {
     pub creditor: Party,
     pub corridor_code: String,
     pub remittance_information: Option<String>,
+}
+
+impl PaymentSubmitted {
+    /// The payment as validated: the same payment under a new envelope.
+    pub fn into_validated(self, envelope: Envelope) -> PaymentValidated {
+        PaymentValidated {
+            envelope,
+            payment_id: self.payment_id,
+            end_to_end_id: self.end_to_end_id,
+            uetr: self.uetr,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            debtor: self.debtor,
+            creditor: self.creditor,
+            corridor_code: self.corridor_code,
+            remittance_information: self.remittance_information,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,10 +6,12 @@
 //!   Money is always `amount_minor: i64` plus an ISO 4217 `currency`.
 //! - [`codec`]: the Confluent wire format through a schema registry, subject
 //!   `{topic}-value`, with typed errors that say whether a failure is worth retrying.
+//! - [`money`]: decimal strings to exact minor units.
 //! - [`samples`]: realistic events for tests and demos.
 
 pub mod codec;
 pub mod events;
+pub mod money;
 pub mod samples;
 pub mod topic;
 

@@ -3,7 +3,7 @@ use paystream_provision::{Config, create_topics, register_schemas};
 
 /// Creates Paystream's topics and registers its event schemas. Safe to run again.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = paystream_telemetry::ENV_HELP)]
 struct Cli {
     #[command(flatten)]
     config: Config,

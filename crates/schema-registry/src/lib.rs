@@ -61,11 +61,8 @@ pub enum StartError {
     Database(#[from] sqlx::Error),
     #[error("cannot migrate the schema database: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] paystream_service_kit::BindError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -85,13 +82,7 @@ impl Server {
             .await?;
         let store = store::Store::new(pool);
         store.migrate().await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = paystream_service_kit::bind(config.listen).await?;
         let router = api::router(api::AppState {
             store,
             default_level: config.default_compatibility,
@@ -101,11 +92,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        // A bound listener always has an address; fall back to the unspecified one
-        // rather than panic if the OS ever says otherwise.
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        paystream_service_kit::local_addr(&self.listener)
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests.

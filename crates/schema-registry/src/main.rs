@@ -2,7 +2,7 @@ use clap::Parser;
 
 /// Confluent-API-compatible schema registry for Paystream, backed by PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = paystream_telemetry::ENV_HELP)]
 struct Cli {
     #[command(flatten)]
     config: paystream_schema_registry::Config,

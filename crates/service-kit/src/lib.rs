@@ -1,5 +1,11 @@
 //! Scaffolding shared by every Paystream binary.
 
+mod listener;
+mod rate;
+
+pub use listener::{BindError, bind, local_addr};
+pub use rate::TokenBucket;
+
 use tokio_util::sync::CancellationToken;
 
 /// A token that is cancelled on the first SIGINT or SIGTERM. Services take it as

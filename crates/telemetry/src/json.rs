@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-pub(crate) fn layer<S>() -> tracing_subscriber::fmt::Layer<S, JsonFields, FlatJsonFormat>
+pub fn layer<S>() -> tracing_subscriber::fmt::Layer<S, JsonFields, FlatJsonFormat>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {

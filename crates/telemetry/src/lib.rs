@@ -20,7 +20,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use json::FlatJsonFormat;
+pub use json::{FlatJsonFormat, layer as json_layer};
+
+/// For a binary's `--help`: the logging and tracing settings [`init`] reads.
+pub const ENV_HELP: &str = "Logging and tracing:
+  PAYSTREAM_LOG                 log filter, e.g. info or paystream=debug (else RUST_LOG; default info)
+  PAYSTREAM_LOG_FORMAT          json (default) or pretty
+  OTEL_EXPORTER_OTLP_ENDPOINT   export traces over OTLP to this endpoint (unset: no export)
+  OTEL_EXPORTER_OTLP_PROTOCOL   grpc (default) or http/protobuf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {

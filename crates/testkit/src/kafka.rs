@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 
@@ -53,6 +55,23 @@ pub fn consumer(bootstrap: &str, group: &str, topics: &[&str]) -> StreamConsumer
     consumer
 }
 
+/// A consumer of partitions `0..partitions` of `topic` from the beginning,
+/// assigned directly: no group join, so reading what a test wrote does not
+/// depend on a group coordinator (which fault-injection tests move around).
+pub fn reader(bootstrap: &str, topic: &str, partitions: i32) -> StreamConsumer {
+    let consumer: StreamConsumer = consumer_config(bootstrap, &crate::unique("reader"))
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
+}
+
 pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     let mut config = ClientConfig::new();
     // An admin client is a producer to librdkafka, whose metadata refresh after
@@ -76,6 +95,16 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     }
 }
 
+/// librdkafka reports a lost connection as a consumer error and then
+/// reconnects by itself, e.g. while a restarted broker is still coming up.
+/// Tests wait through these; the deadline catches a broker that never returns.
+fn is_connection_blip(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    )
+}
+
 /// Receives `count` records, failing the test if they do not arrive in time.
 pub async fn receive(
     consumer: &StreamConsumer,
@@ -87,6 +116,7 @@ pub async fn receive(
     while received.len() < count {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => received.push(message.detach()),
+            Ok(Err(error)) if is_connection_blip(&error) => {}
             Ok(Err(error)) => panic!("consumer error after {} records: {error}", received.len()),
             Err(_) => panic!(
                 "timed out after {timeout:?} with {}/{count} records",
@@ -95,4 +125,56 @@ pub async fn receive(
         }
     }
     received
+}
+
+/// Receives `count` records and parses each value, which tests write as text.
+pub async fn receive_parsed<T>(consumer: &StreamConsumer, count: usize, timeout: Duration) -> Vec<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Debug,
+{
+    receive(consumer, count, timeout)
+        .await
+        .iter()
+        .map(|message| {
+            String::from_utf8_lossy(message.payload().unwrap_or_default())
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits until `topic` exists, e.g. one a consumer under test creates.
+pub async fn wait_for_topic(bootstrap: &str, topic: &str, timeout: Duration) {
+    let admin = admin(bootstrap);
+    crate::wait_until(timeout, &format!("topic {topic} to exist"), || async {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()?;
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .then_some(())
+    })
+    .await
+}
+
+/// The offset `group` has committed for `topic`/`partition`, if any.
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let client: rdkafka::consumer::BaseConsumer =
+        consumer_config(bootstrap, group).create().unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    let committed = client
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    match committed
+        .find_partition(topic, partition)
+        .map(|p| p.offset())
+    {
+        Some(rdkafka::Offset::Offset(offset)) => Some(offset),
+        _ => None,
+    }
 }

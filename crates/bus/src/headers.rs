@@ -1,0 +1,194 @@
+//! Record headers the pipeline relies on, and W3C trace-context propagation
+//! through them (the OpenTelemetry messaging conventions put `traceparent`
+//! and `tracestate` in the message headers).
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub const CORRELATION_ID: &str = "correlationId";
+pub const CAUSATION_ID: &str = "causationId";
+pub const EVENT_ID: &str = "eventId";
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+/// Headers as owned name/value pairs, in order, names possibly repeated.
+pub type HeaderList = Vec<(String, Vec<u8>)>;
+
+pub fn to_list_owned(record: &rdkafka::message::OwnedMessage) -> HeaderList {
+    use rdkafka::Message;
+    record
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|header| {
+                    (
+                        header.key.to_owned(),
+                        header.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn to_owned_headers(list: &HeaderList) -> OwnedHeaders {
+    list.iter().fold(
+        OwnedHeaders::new_with_capacity(list.len()),
+        |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
+}
+
+/// The last value of header `name` as text.
+pub fn text<'a>(list: &'a HeaderList, name: &str) -> Option<&'a str> {
+    list.iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
+struct ListCarrier<'a>(&'a mut HashMap<String, String>);
+
+impl Injector for ListCarrier<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+}
+
+struct ListExtractor<'a>(&'a HeaderList);
+
+impl Extractor for ListExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        text(self.0, key)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(key, _)| key.as_str()).collect()
+    }
+}
+
+/// The trace context a record's headers carry, as an OpenTelemetry context
+/// to parent the consumer's span on.
+pub fn extract_context(list: &HeaderList) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&ListExtractor(list))
+}
+
+/// `traceparent` (and `tracestate`) for a record produced now: the current
+/// span's context when tracing exports OpenTelemetry spans; otherwise a child
+/// of `parent` (the record being handled), or a new trace. Every produced
+/// record carries one, whatever the process's telemetry setup.
+pub fn trace_headers(parent: Option<&HeaderList>) -> Vec<(&'static str, String)> {
+    let current = tracing::Span::current().context();
+    let span_context = if current.span().span_context().is_valid() {
+        current.span().span_context().clone()
+    } else {
+        let inherited = parent
+            .map(extract_context)
+            .map(|context| context.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        match inherited {
+            Some(parent) => SpanContext::new(
+                parent.trace_id(),
+                random_span_id(),
+                parent.trace_flags(),
+                false,
+                parent.trace_state().clone(),
+            ),
+            None => SpanContext::new(
+                TraceId::from_bytes(rand::random::<[u8; 16]>()),
+                random_span_id(),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+        }
+    };
+    let context = opentelemetry::Context::new().with_remote_span_context(span_context);
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut ListCarrier(&mut carrier));
+    [TRACEPARENT, TRACESTATE]
+        .into_iter()
+        .filter_map(|name| {
+            carrier
+                .remove(name)
+                .filter(|value| !value.is_empty())
+                .map(|value| (name, value))
+        })
+        .collect()
+}
+
+fn random_span_id() -> SpanId {
+    loop {
+        let id = SpanId::from_bytes(rand::random::<[u8; 8]>());
+        if id != SpanId::INVALID {
+            return id;
+        }
+    }
+}
+
+/// The trace id in a `traceparent` value.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    (trace_id.len() == 32).then_some(trace_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_without_a_trace_starts_a_new_sampled_one() {
+        let headers = trace_headers(None);
+        let traceparent = &headers[0].1;
+        assert_eq!(headers[0].0, TRACEPARENT);
+        assert!(traceparent.starts_with("00-") && traceparent.ends_with("-01"));
+        assert_eq!(traceparent.len(), 55);
+    }
+
+    #[test]
+    fn a_record_produced_while_handling_another_continues_its_trace() {
+        let parent: HeaderList = vec![(
+            TRACEPARENT.to_owned(),
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec(),
+        )];
+        let headers = trace_headers(Some(&parent));
+        let traceparent = &headers[0].1;
+        assert_eq!(
+            trace_id_of(traceparent),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id");
+    }
+
+    #[test]
+    fn header_lists_round_trip_repeated_names_in_order() {
+        let list: HeaderList = vec![
+            ("a".into(), b"1".to_vec()),
+            ("a".into(), b"2".to_vec()),
+            ("bin".into(), vec![0, 255]),
+        ];
+        let owned = to_owned_headers(&list);
+        let back: HeaderList = (0..owned.count())
+            .map(|i| {
+                let header = owned.get(i);
+                (
+                    header.key.to_owned(),
+                    header.value.unwrap_or_default().to_vec(),
+                )
+            })
+            .collect();
+        assert_eq!(back, list);
+        assert_eq!(text(&list, "a"), Some("2"));
+    }
+}

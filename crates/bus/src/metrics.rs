@@ -1,0 +1,136 @@
+//! Prometheus metrics of every consumer in the process, in the default
+//! registry, so a service's `/metrics` shows them with [`render`].
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub(crate) struct Metrics {
+    pub processed: IntCounterVec,
+    pub retried: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub dead_letter_write_failures: IntCounterVec,
+    pub duplicates_skipped: IntCounterVec,
+    pub handler_seconds: HistogramVec,
+    pub in_flight: IntGaugeVec,
+    pub lag: IntGaugeVec,
+    pub seconds_since_last_record: IntGaugeVec,
+}
+
+pub(crate) static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| Metrics::register(prometheus::default_registry()));
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
+    // Registering fails only for a second registration of the same name,
+    // which the LazyLock rules out.
+    let _ = registry.register(Box::new(counter.clone()));
+    counter
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
+    let _ = registry.register(Box::new(gauge.clone()));
+    gauge
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Self {
+        const TG: &[&str] = &["topic", "group"];
+        let handler_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "paystream_bus_handler_seconds",
+                "Time a handler took for one attempt at one record",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            TG,
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        let _ = registry.register(Box::new(handler_seconds.clone()));
+        Self {
+            processed: counter(
+                registry,
+                "paystream_bus_records_processed_total",
+                "Records handled successfully",
+                TG,
+            ),
+            retried: counter(
+                registry,
+                "paystream_bus_records_retried_total",
+                "Handler attempts that failed transiently and were retried",
+                TG,
+            ),
+            dead_lettered: counter(
+                registry,
+                "paystream_bus_records_dead_lettered_total",
+                "Records written to the dead-letter topic",
+                &["topic", "group", "class"],
+            ),
+            dead_letter_write_failures: counter(
+                registry,
+                "paystream_bus_dead_letter_write_failures_total",
+                "Failed writes to a dead-letter topic (the offset stays uncommitted)",
+                TG,
+            ),
+            duplicates_skipped: counter(
+                registry,
+                "paystream_bus_duplicates_skipped_total",
+                "Records whose eventId this group had already processed",
+                TG,
+            ),
+            handler_seconds,
+            in_flight: gauge(
+                registry,
+                "paystream_bus_records_in_flight",
+                "Records accepted and not yet finished",
+                TG,
+            ),
+            lag: gauge(
+                registry,
+                "paystream_bus_consumer_lag",
+                "High watermark minus committed offset, per partition",
+                &["topic", "group", "partition"],
+            ),
+            seconds_since_last_record: gauge(
+                registry,
+                "paystream_bus_seconds_since_last_record",
+                "Seconds since the consumer last finished a record (a heartbeat: it grows when the consumer is stuck)",
+                &["group"],
+            ),
+        }
+    }
+}
+
+/// The default registry in Prometheus text format, for a `/metrics` route.
+pub fn render() -> String {
+    let mut buffer = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&prometheus::gather(), &mut buffer) {
+        tracing::warn!(%error, "cannot encode metrics");
+    }
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// A counter family in the default registry, for a service's own metrics
+/// beside the runtime's. Call once per name (e.g. from a `LazyLock`).
+pub fn register_counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    counter(prometheus::default_registry(), name, help, labels)
+}
+
+/// A latency histogram family in the default registry, in seconds.
+pub fn register_histogram(
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let histogram = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
+    let _ = prometheus::default_registry().register(Box::new(histogram.clone()));
+    histogram
+}

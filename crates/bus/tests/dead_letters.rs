@@ -1,0 +1,281 @@
+//! Transient failures are retried without holding up other keys; permanent
+//! ones, and records that cannot be decoded, go to the dead-letter topic with
+//! their original bytes and the reason; the offset is committed only once the
+//! dead letter is acknowledged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use paystream_bus::{DeadLetter, DeadLetterSink, HandlerError, ProduceError, Producer, Record};
+use paystream_contract::{PaymentSubmitted, Topic, samples};
+use paystream_testkit::{unique, wait_until};
+use rdkafka::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_failure_is_retried_holding_up_only_its_own_key() {
+    let env = common::Env::new(1).await;
+    let mut records = vec![common::payment("SLOW", 0), common::payment("SLOW", 1)];
+    records.extend((0..5).map(|seq| common::payment("FAST", seq)));
+    env.producer.send_all(records).await.unwrap();
+
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let fast_done = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (log, attempts, fast_done) = (log.clone(), attempts.clone(), fast_done.clone());
+        move |record: Record<PaymentSubmitted>| {
+            let (log, attempts, fast_done) = (log.clone(), attempts.clone(), fast_done.clone());
+            async move {
+                let name = format!(
+                    "{}-{}",
+                    record.event.debtor.account, record.event.amount_minor
+                );
+                if name == "SLOW-0" {
+                    let attempt = attempts.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+                    if attempt <= 2 {
+                        return Err(HandlerError::transient("provider answered 503"));
+                    }
+                    // Succeeds only once the other key got through: were it
+                    // held up behind this record, this would time out.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while fast_done.load(AtomicOrdering::SeqCst) < 5 {
+                        if Instant::now() > deadline {
+                            return Err(HandlerError::permanent("the other key was held up"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                if name.starts_with("FAST") {
+                    fast_done.fetch_add(1, AtomicOrdering::SeqCst);
+                }
+                log.lock().unwrap().push(name);
+                Ok(())
+            }
+        }
+    };
+    let consumer = env.start(common::settings(&unique("retry")), handler);
+    wait_until(Duration::from_secs(60), "all 7 records handled", || async {
+        (log.lock().unwrap().len() >= 7).then_some(())
+    })
+    .await;
+    consumer.stop().await;
+
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        attempts.load(AtomicOrdering::SeqCst),
+        3,
+        "two failures, then success"
+    );
+    assert_eq!(
+        log.iter().filter(|name| *name == "SLOW-0").count(),
+        1,
+        "{log:?}"
+    );
+    let position = |name: &str| log.iter().position(|n| n == name).unwrap();
+    assert!(
+        position("SLOW-0") < position("SLOW-1"),
+        "its key waited: {log:?}"
+    );
+    for seq in 0..5 {
+        assert!(
+            position(&format!("FAST-{seq}")) < position("SLOW-0"),
+            "{log:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_consumer_goes_on() {
+    let env = common::Env::new(1).await;
+    let group = unique("poison");
+    let topic = env.topic(Topic::PaymentSubmitted);
+    let wrong_schema = env
+        .codec
+        .encode(&samples::payment_validated())
+        .await
+        .unwrap();
+    let raw: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "random-bytes",
+            vec![0xde, 0xad, 0xbe, 0xef, 0x42, 0x00, 0x17],
+        ),
+        ("unknown-id", vec![0, 0x7f, 0xff, 0xff, 0xf0, 2, 4, 6]),
+        ("wrong-schema", wrong_schema),
+    ];
+    let original_headers = vec![("correlationId".to_owned(), b"corr-poison".to_vec())];
+    for (key, value) in &raw {
+        env.producer
+            .send_raw(&topic, Some(key.as_bytes()), value, &original_headers)
+            .await
+            .unwrap();
+    }
+    env.producer
+        .send_all([
+            common::payment("REFUSED", 0),
+            common::payment("FLAKY", 0),
+            common::payment("GOOD", 0),
+        ])
+        .await
+        .unwrap();
+
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let handled = handled.clone();
+        move |record: Record<PaymentSubmitted>| {
+            let handled = handled.clone();
+            async move {
+                match record.event.debtor.account.as_str() {
+                    "REFUSED" => Err(HandlerError::permanent("creditor agent BIC is not a BIC")),
+                    "FLAKY" => Err(HandlerError::transient("timed out")),
+                    account => {
+                        handled.lock().unwrap().push(account.to_owned());
+                        Ok(())
+                    }
+                }
+            }
+        }
+    };
+    let consumer = env.start(common::settings(&group), handler);
+    let dead = common::read_topic(
+        &env,
+        &env.dead_letter_topic(Topic::PaymentSubmitted, &group),
+        5,
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "offset committed past every record",
+        || async { (common::committed(&env, &group, &topic, 0) == Some(6)).then_some(()) },
+    )
+    .await;
+    consumer.stop().await;
+    assert_eq!(*handled.lock().unwrap(), vec!["GOOD".to_owned()]);
+
+    let by_key: HashMap<String, _> = dead
+        .iter()
+        .map(|record| {
+            (
+                String::from_utf8_lossy(record.key().unwrap()).into_owned(),
+                record,
+            )
+        })
+        .collect();
+    let expect = [
+        ("random-bytes", "deserialization", "1"),
+        ("unknown-id", "unknown-schema", "1"),
+        ("wrong-schema", "wrong-schema", "1"),
+        ("REFUSED", "handler", "1"),
+        ("FLAKY", "retries-exhausted", "4"),
+    ];
+    for (offset, (key, class, attempts)) in expect.into_iter().enumerate() {
+        let record = by_key
+            .get(key)
+            .unwrap_or_else(|| panic!("no dead letter for {key}"));
+        let header =
+            |name| common::header(record, name).unwrap_or_else(|| panic!("{key}: no {name}"));
+        assert_eq!(header("error.class"), class, "{key}");
+        assert!(!header("error.reason").is_empty());
+        assert_eq!(header("original.topic"), topic);
+        assert_eq!(header("original.partition"), "0");
+        assert_eq!(header("original.offset"), offset.to_string(), "{key}");
+        assert!(header("original.timestamp").parse::<i64>().unwrap() > 0);
+        assert_eq!(header("attempts"), attempts, "{key}");
+        assert!(chrono::DateTime::parse_from_rfc3339(&header("failed.at")).is_ok());
+        assert_eq!(header("consumer.group"), group);
+        assert!(
+            header("correlationId").starts_with("corr-"),
+            "original headers kept"
+        );
+    }
+    for (key, value) in &raw {
+        assert_eq!(
+            by_key[*key].payload().unwrap(),
+            value.as_slice(),
+            "{key}: original bytes"
+        );
+    }
+    assert!(common::header(by_key["REFUSED"], "traceparent").is_some());
+}
+
+/// A dead-letter sink that fails while `broken`, noting when it was tried.
+struct BrokenSink {
+    inner: Producer,
+    broken: AtomicBool,
+    tries: Mutex<Vec<Instant>>,
+}
+
+impl DeadLetterSink for BrokenSink {
+    fn write<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, Result<(), ProduceError>> {
+        Box::pin(async move {
+            self.tries.lock().unwrap().push(Instant::now());
+            if self.broken.load(AtomicOrdering::SeqCst) {
+                return Err(ProduceError::NotAcknowledged {
+                    topic: letter.topic.clone(),
+                    reason: "broker unreachable (test)".into(),
+                    transient: true,
+                });
+            }
+            self.inner.write(letter).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
+    let env = common::Env::new(1).await;
+    let group = unique("dlq-down");
+    let topic = env.topic(Topic::PaymentSubmitted);
+    env.producer
+        .send_raw(&topic, Some(b"bad"), b"not avro", &Vec::new())
+        .await
+        .unwrap();
+    let sink = Arc::new(BrokenSink {
+        inner: env.producer.clone(),
+        broken: AtomicBool::new(true),
+        tries: Mutex::default(),
+    });
+    let handler = |_: Record<PaymentSubmitted>| async { Ok::<_, HandlerError>(()) };
+    let consumer = env.start_with_sink(common::settings(&group), sink.clone(), handler);
+
+    wait_until(
+        Duration::from_secs(30),
+        "four failed dead-letter writes",
+        || async { (sink.tries.lock().unwrap().len() >= 4).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        common::committed(&env, &group, &topic, 0).unwrap_or(0),
+        0,
+        "the commit does not pass the record while the DLQ is down"
+    );
+    let tries = sink.tries.lock().unwrap().clone();
+    for pair in tries.windows(2) {
+        // 50 ms doubling, less 20% jitter: never a tight loop.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(40),
+            "tries {tries:?}"
+        );
+    }
+
+    sink.broken.store(false, AtomicOrdering::SeqCst);
+    let dead = common::read_topic(
+        &env,
+        &env.dead_letter_topic(Topic::PaymentSubmitted, &group),
+        1,
+    )
+    .await;
+    assert_eq!(dead[0].payload().unwrap(), b"not avro");
+    wait_until(
+        Duration::from_secs(30),
+        "offset committed after the dead letter",
+        || async { (common::committed(&env, &group, &topic, 0) == Some(1)).then_some(()) },
+    )
+    .await;
+    consumer.stop().await;
+}

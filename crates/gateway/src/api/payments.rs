@@ -1,0 +1,285 @@
+//! `POST /v1/payments` and `GET /v1/payments/{id}`.
+//!
+//! A payment is answered 202 only after the broker acked its
+//! `payment.submitted` event. The event is stored under the client's
+//! Idempotency-Key before it is sent, so a client that got a 503 (or no
+//! answer) retries with the same key and the very same event (same paymentId,
+//! same eventId) is sent again: downstream deduplicates it, no second payment
+//! exists.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use paystream_contract::{Envelope, PaymentSubmitted};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{App, db_error};
+use crate::auth::ClientId;
+use crate::payment_request::PaymentRequest;
+use crate::problem::Problem;
+use crate::store::IdempotencyRecord;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+
+/// JSON with object keys sorted, so two bodies that differ only in key order
+/// or whitespace hash the same.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key.clone(), canonical(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+fn request_hash(body: &Value) -> Vec<u8> {
+    Sha256::digest(canonical(body).to_string().as_bytes()).to_vec()
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| Problem::malformed("the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| Problem::malformed("the Idempotency-Key header must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(Problem::malformed(
+            "the Idempotency-Key header must be 1 to 255 characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// The caller's correlation id if it sent a sensible one, else a new one.
+fn correlation_id(headers: &HeaderMap) -> String {
+    headers
+        .get(CORRELATION_ID)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+fn accepted(body: &Value) -> Response {
+    let payment_id = body["paymentId"].as_str().unwrap_or_default();
+    let correlation = body["correlationId"].as_str().unwrap_or_default();
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body.clone())).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{payment_id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Ok(correlation) = HeaderValue::from_str(correlation) {
+        headers.insert(CORRELATION_ID, correlation);
+    }
+    response
+}
+
+pub async fn submit(
+    State(app): State<App>,
+    Extension(client): Extension<ClientId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return Problem::unreadable_body(&rejection).into_response(),
+    };
+    match submit_inner(&app, &client, &headers, &body).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn submit_inner(
+    app: &App,
+    client: &ClientId,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Problem> {
+    let key = idempotency_key(headers)?;
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|error| Problem::malformed(format!("the body is not JSON: {error}")))?;
+    let request = PaymentRequest::deserialize(&json)
+        .map_err(|error| Problem::malformed(format!("the body is not a payment: {error}")))?;
+    let hash = request_hash(&json);
+
+    if let Some(record) = app
+        .store
+        .idempotency(&client.0, &key)
+        .await
+        .map_err(db_error)?
+    {
+        return replay(app, client, &key, &hash, record).await;
+    }
+
+    let checked = request.check().map_err(Problem::invalid_fields)?;
+    let payment_id = Uuid::now_v7();
+    let correlation = correlation_id(headers);
+    let event = PaymentSubmitted {
+        envelope: Envelope::first(correlation.clone(), format!("http:{payment_id}"), ""),
+        payment_id,
+        end_to_end_id: checked
+            .end_to_end_id
+            .unwrap_or_else(|| payment_id.simple().to_string()),
+        uetr: Uuid::new_v4(),
+        amount_minor: checked.amount_minor,
+        currency: checked.currency,
+        debtor: checked.debtor,
+        creditor: checked.creditor,
+        corridor_code: checked.corridor_code,
+        remittance_information: checked.remittance_information,
+        client_ip: checked.client_ip,
+    };
+    let stored = serde_json::to_value(&event).map_err(|_| Problem::internal())?;
+    let claimed = app
+        .store
+        .claim_idempotency(&client.0, &key, &hash, payment_id, &stored)
+        .await
+        .map_err(db_error)?;
+    if !claimed {
+        // A concurrent request with the same key won the race; answer as it does.
+        let record = app
+            .store
+            .idempotency(&client.0, &key)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(Problem::internal)?;
+        return replay(app, client, &key, &hash, record).await;
+    }
+    publish(app, client, &key, event).await
+}
+
+/// A request whose key was seen before: the same body gets the same answer,
+/// another body is refused.
+async fn replay(
+    app: &App,
+    client: &ClientId,
+    key: &str,
+    hash: &[u8],
+    record: IdempotencyRecord,
+) -> Result<Response, Problem> {
+    if record.request_hash != hash {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            format!(
+                "the key was first used for another request body (payment {})",
+                record.payment_id
+            ),
+        ));
+    }
+    if let Some(response) = record.response {
+        return Ok(accepted(&response));
+    }
+    // Stored but never acked (a 503 or a crash): send the same event again.
+    let event: PaymentSubmitted =
+        serde_json::from_value(record.event).map_err(|_| Problem::internal())?;
+    publish(app, client, key, event).await
+}
+
+async fn publish(
+    app: &App,
+    client: &ClientId,
+    key: &str,
+    event: PaymentSubmitted,
+) -> Result<Response, Problem> {
+    let payment_id = event.payment_id;
+    let correlation = event.envelope.correlation_id.clone();
+    let span =
+        tracing::info_span!("payment", correlation_id = %correlation, payment_id = %payment_id);
+    async {
+        match tokio::time::timeout(app.ack_timeout, app.producer.send(event)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "payment.submitted not acked; the client may retry");
+                return Err(Problem::unavailable(
+                    "the payment could not be recorded; retry with the same Idempotency-Key",
+                    1,
+                ));
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = app.ack_timeout.as_millis() as u64,
+                    "broker ack timed out"
+                );
+                return Err(Problem::unavailable(
+                    "the payment was not acknowledged in time; retry with the same Idempotency-Key",
+                    1,
+                ));
+            }
+        }
+        let body = json!({
+            "paymentId": payment_id,
+            "correlationId": correlation,
+            "status": "SUBMITTED",
+        });
+        app.store
+            .acked(&client.0, key, payment_id, &correlation, &body)
+            .await
+            .map_err(db_error)?;
+        tracing::info!("payment accepted");
+        Ok(accepted(&body))
+    }
+    .instrument(span)
+    .await
+}
+
+pub async fn status(
+    State(app): State<App>,
+    Extension(client): Extension<ClientId>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(payment_id) = Uuid::parse_str(&id) else {
+        return Problem::not_found(format!("no payment `{id}`")).into_response();
+    };
+    match app.store.status(&client.0, payment_id).await {
+        Ok(Some(row)) => axum::Json(json!({
+            "paymentId": row.payment_id,
+            "correlationId": row.correlation_id,
+            "status": row.status,
+            "reasonCode": row.reason_code,
+            "reasonText": row.reason_text,
+            "updatedAt": row.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }))
+        .into_response(),
+        Ok(None) => Problem::not_found(format!("no payment `{id}`")).into_response(),
+        Err(error) => db_error(error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_and_whitespace_do_not_change_the_request_hash() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": {"y": 1, "x": [2, {"q": 1, "p": 2}]}, "a": "1"}"#)
+                .unwrap_or_default();
+        let b: Value = serde_json::from_str(r#"{"a":"1","b":{"x":[2,{"p":2,"q":1}],"y":1}}"#)
+            .unwrap_or_default();
+        let c: Value = serde_json::from_str(r#"{"a":"2","b":{"x":[2,{"p":2,"q":1}],"y":1}}"#)
+            .unwrap_or_default();
+        assert_eq!(request_hash(&a), request_hash(&b));
+        assert_ne!(request_hash(&a), request_hash(&c));
+    }
+}

@@ -1,0 +1,179 @@
+//! API-key authentication and per-client rate limiting for `/v1/payments`.
+//!
+//! Keys are configured as SHA-256 hashes (`client:hex`), never in clear, so a
+//! leaked config or environment does not leak credentials; `gateway
+//! hash-api-key` prints the hash of a new key. A request presents its key as
+//! `Authorization: Bearer <key>` or `X-Api-Key: <key>`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use paystream_service_kit::TokenBucket;
+use sha2::{Digest, Sha256};
+
+use crate::problem::Problem;
+
+/// The key a developer gets from `make run`; documented, local only.
+pub const DEV_API_KEY: &str = "paystream-dev-key";
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(pub String);
+
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// `client:sha256hex` pairs, comma-separated.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    by_hash: HashMap<String, String>,
+}
+
+impl FromStr for ApiKeys {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut by_hash = HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (client, hash) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("`{entry}`: expected CLIENT:SHA256HEX"))?;
+            let hash = hash.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "`{client}`: the key hash must be 64 hex digits (SHA-256)"
+                ));
+            }
+            by_hash.insert(hash, client.trim().to_owned());
+        }
+        Ok(Self { by_hash })
+    }
+}
+
+impl ApiKeys {
+    pub fn dev() -> Self {
+        let mut by_hash = HashMap::new();
+        by_hash.insert(hash_key(DEV_API_KEY), "dev".to_owned());
+        Self { by_hash }
+    }
+
+    pub fn with(mut self, client: &str, key: &str) -> Self {
+        self.by_hash.insert(hash_key(key), client.to_owned());
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    fn presented(headers: &HeaderMap) -> Option<&str> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        bearer
+            .or_else(|| {
+                headers
+                    .get("x-api-key")
+                    .and_then(|value| value.to_str().ok())
+            })
+            .map(str::trim)
+    }
+
+    /// The client a request's key belongs to. The lookup is by hash, so the
+    /// time it takes says nothing about how close a guess was.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<ClientId> {
+        let key = Self::presented(headers)?;
+        self.by_hash.get(&hash_key(key)).cloned().map(ClientId)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Guard {
+    keys: Arc<ApiKeys>,
+    rate_per_client: f64,
+    buckets: Arc<Mutex<HashMap<String, TokenBucket>>>,
+}
+
+impl Guard {
+    pub fn new(keys: ApiKeys, rate_per_client: u32) -> Self {
+        Self {
+            keys: Arc::new(keys),
+            rate_per_client: f64::from(rate_per_client.max(1)),
+            buckets: Arc::default(),
+        }
+    }
+
+    fn admit(&self, client: &ClientId) -> Result<(), std::time::Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        buckets
+            .entry(client.0.clone())
+            .or_insert_with(|| TokenBucket::new(self.rate_per_client))
+            .take(Instant::now())
+    }
+}
+
+/// Middleware: authenticates, rate-limits, and hands the client id on.
+pub async fn require_client(
+    State(guard): State<Guard>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(client) = guard.keys.authenticate(request.headers()) else {
+        return Problem::unauthorized("present a valid API key as `Authorization: Bearer <key>`")
+            .into_response();
+    };
+    if let Err(wait) = guard.admit(&client) {
+        return Problem::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("client `{}` is over its rate limit", client.0),
+        )
+        .retry_after(wait.as_secs_f64().ceil() as u64)
+        .into_response();
+    }
+    request.extensions_mut().insert(client);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn keys_are_matched_by_hash_from_either_header() {
+        let keys: ApiKeys = format!("acme:{}", hash_key("s3cret"))
+            .parse()
+            .unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert_eq!(keys.authenticate(&headers), Some(ClientId("acme".into())));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("s3cret"));
+        assert_eq!(keys.authenticate(&headers), Some(ClientId("acme".into())));
+        headers.insert("x-api-key", HeaderValue::from_static("s3cret2"));
+        assert_eq!(keys.authenticate(&headers), None);
+        assert_eq!(keys.authenticate(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_clear_text_key_in_the_config_is_refused() {
+        assert!("acme:s3cret".parse::<ApiKeys>().is_err());
+        assert!("acme".parse::<ApiKeys>().is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The gateway: `POST /v1/payments` (validated, idempotent, answered 202
+//! once `payment.submitted` is acked), `GET /v1/payments/{id}` from a read
+//! model fed by the pipeline, and the card processor's signed webhook.
+
+pub mod api;
+pub mod auth;
+pub mod openapi;
+pub mod payment_request;
+pub mod problem;
+pub mod status;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use paystream_bus::{ConsumerArgs, KafkaConfig, Producer, RegistryConfig};
+use rdkafka::admin::AdminClient;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SERVICE: &str = "gateway";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the API listens on.
+    #[arg(
+        long,
+        env = "PAYSTREAM_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// The gateway's PostgreSQL (idempotency keys, status read model);
+    /// migrated at start-up.
+    #[arg(
+        long,
+        env = "PAYSTREAM_GATEWAY_DATABASE_URL",
+        default_value = "postgres://gateway:gateway@127.0.0.1:5432/gateway"
+    )]
+    pub database_url: String,
+
+    /// API clients as `CLIENT:SHA256HEX` pairs, comma-separated (the hash of
+    /// the key; `gateway hash-api-key KEY` prints it). Empty: only the local
+    /// development key `paystream-dev-key` (client `dev`) is accepted.
+    #[arg(long, env = "PAYSTREAM_GATEWAY_API_KEYS", default_value = "")]
+    pub api_keys: auth::ApiKeys,
+
+    /// Requests per second each API client may make to /v1/payments.
+    #[arg(long, env = "PAYSTREAM_GATEWAY_RATE_LIMIT", default_value_t = 1_000)]
+    pub rate_limit_per_client: u32,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PAYSTREAM_GATEWAY_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// How long a request waits for the broker's ack before answering 503.
+    #[arg(
+        long,
+        env = "PAYSTREAM_GATEWAY_ACK_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub accept_timeout_ms: u64,
+
+    /// Shared secret of the card processor's webhook signatures. Unset: the
+    /// webhook endpoint answers 503.
+    #[arg(long, env = "PAYSTREAM_GATEWAY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("schema registry: {0}")]
+    Registry(#[from] paystream_contract::RegistryError),
+    #[error(transparent)]
+    Listen(#[from] paystream_service_kit::BindError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("the status consumer failed: {0}")]
+    StatusConsumer(#[from] paystream_bus::BusError),
+}
+
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    status: status::StatusFeed,
+}
+
+impl Server {
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(&config.database_url)
+            .await?;
+        let store = store::Store::new(pool);
+        store.migrate().await?;
+        let codec = config.registry.codec()?;
+        let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
+        let admin: AdminClient<_> = config.kafka.admin().create()?;
+        let keys = if config.api_keys.is_empty() {
+            tracing::warn!("no PAYSTREAM_GATEWAY_API_KEYS: accepting only the development key");
+            auth::ApiKeys::dev()
+        } else {
+            config.api_keys.clone()
+        };
+        let app = api::App {
+            store: store.clone(),
+            producer: producer.clone(),
+            ack_timeout: Duration::from_millis(config.accept_timeout_ms),
+            webhook_secret: config
+                .webhook_secret
+                .as_ref()
+                .map(|secret| Arc::from(secret.as_bytes())),
+            readiness: api::Readiness {
+                admin: Arc::new(admin),
+                registry_url: config.registry.url.clone(),
+                http: reqwest::Client::new(),
+            },
+        };
+        let router = api::router(
+            app,
+            auth::Guard::new(keys, config.rate_limit_per_client),
+            config.body_limit,
+        );
+        let listener = paystream_service_kit::bind(config.listen).await?;
+        let status = status::StatusFeed {
+            kafka: config.kafka.clone(),
+            consumer: config.consumer.clone(),
+            codec,
+            dead_letters: Arc::new(producer),
+            store,
+        };
+        Ok(Self {
+            listener,
+            router,
+            status,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        paystream_service_kit::local_addr(&self.listener)
+    }
+
+    /// Serves until `shutdown`, with the status consumer beside the API.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        let status = tokio::spawn(self.status.run(shutdown.clone()));
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(StartError::Serve);
+        shutdown.cancel();
+        let consumed = match status.await {
+            Ok(result) => result.map_err(StartError::from),
+            Err(_) => Ok(()),
+        };
+        served.and(consumed)
+    }
+}
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    Server::build(&config).await?.run(shutdown).await
+}

@@ -1,0 +1,235 @@
+//! The gateway's own PostgreSQL: idempotency records, the payment status read
+//! model, and the webhooks already published.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub request_hash: Vec<u8>,
+    pub payment_id: Uuid,
+    /// The `payment.submitted` event as first built, re-sent unchanged on retry.
+    pub event: Value,
+    /// The 202 body, once the broker acked.
+    pub response: Option<Value>,
+}
+
+/// A payment's place in the pipeline. Ranks order the stages so that a late
+/// event of an earlier stage never moves a payment back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Submitted,
+    Validated,
+    Rejected,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Submitted => "SUBMITTED",
+            Status::Validated => "VALIDATED",
+            Status::Rejected => "REJECTED",
+        }
+    }
+
+    fn rank(self) -> i32 {
+        match self {
+            Status::Submitted => 0,
+            Status::Validated => 10,
+            // Terminal: nothing after a rejection changes it.
+            Status::Rejected => 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatusRow {
+    pub payment_id: Uuid,
+    pub correlation_id: String,
+    pub status: String,
+    pub reason_code: Option<String>,
+    pub reason_text: Option<String>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await
+    }
+
+    pub async fn idempotency(
+        &self,
+        client_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+        let row: Option<(Vec<u8>, Uuid, Value, Option<Value>)> = sqlx::query_as(
+            "SELECT request_hash, payment_id, event, response FROM idempotency_keys
+             WHERE client_id = $1 AND idempotency_key = $2",
+        )
+        .bind(client_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(request_hash, payment_id, event, response)| IdempotencyRecord {
+                request_hash,
+                payment_id,
+                event,
+                response,
+            },
+        ))
+    }
+
+    /// Records a new key; false if another request took it first.
+    pub async fn claim_idempotency(
+        &self,
+        client_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        payment_id: Uuid,
+        event: &Value,
+    ) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, payment_id, event)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(payment_id)
+        .bind(event)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Marks a payment acked by the broker: keeps the response for replays and
+    /// starts its status at SUBMITTED, in one transaction.
+    pub async fn acked(
+        &self,
+        client_id: &str,
+        key: &str,
+        payment_id: Uuid,
+        correlation_id: &str,
+        response: &Value,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET response = $3, acked_at = now()
+             WHERE client_id = $1 AND idempotency_key = $2",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(response)
+        .execute(&mut *tx)
+        .await?;
+        upsert_status(
+            &mut *tx,
+            payment_id,
+            correlation_id,
+            Status::Submitted,
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn record_status(
+        &self,
+        payment_id: Uuid,
+        correlation_id: &str,
+        status: Status,
+        reason: Option<(&str, &str)>,
+    ) -> Result<(), sqlx::Error> {
+        upsert_status(
+            &self.pool,
+            payment_id,
+            correlation_id,
+            status,
+            reason.map(|(code, _)| code),
+            reason.map(|(_, text)| text),
+        )
+        .await
+    }
+
+    /// The status of a payment the client submitted; None for anyone else's.
+    pub async fn status(
+        &self,
+        client_id: &str,
+        payment_id: Uuid,
+    ) -> Result<Option<StatusRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.reason_text, s.updated_at
+             FROM payment_status s JOIN idempotency_keys k ON k.payment_id = s.payment_id
+             WHERE s.payment_id = $1 AND k.client_id = $2",
+        )
+        .bind(payment_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn webhook_seen(&self, webhook_id: &str) -> Result<bool, sqlx::Error> {
+        let seen: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM webhook_receipts WHERE webhook_id = $1")
+                .bind(webhook_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seen.is_some())
+    }
+
+    pub async fn record_webhook(&self, webhook_id: &str, card_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO webhook_receipts (webhook_id, card_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(webhook_id)
+        .bind(card_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn upsert_status<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    payment_id: Uuid,
+    correlation_id: &str,
+    status: Status,
+    reason_code: Option<&str>,
+    reason_text: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_status (payment_id, correlation_id, status, status_rank, reason_code, reason_text)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (payment_id) DO UPDATE SET
+             status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
+             reason_code = EXCLUDED.reason_code, reason_text = EXCLUDED.reason_text,
+             updated_at = now()
+         WHERE payment_status.status_rank < EXCLUDED.status_rank",
+    )
+    .bind(payment_id)
+    .bind(correlation_id)
+    .bind(status.name())
+    .bind(status.rank())
+    .bind(reason_code)
+    .bind(reason_text)
+    .execute(executor)
+    .await?;
+    Ok(())
+}

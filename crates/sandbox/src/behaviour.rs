@@ -1,0 +1,398 @@
+//! How a simulated provider misbehaves: latency, failures, hangs and a rate
+//! limit, set per provider from one spec string so tests, benchmarks and demos
+//! can make a provider slow, flaky or throttled without code.
+//!
+//! Spec grammar: comma-separated settings, any order, all optional.
+//! - `latency=100ms` fixed, or `latency=lognormal:50ms:400ms` (median, p99)
+//! - `errors=0.05` share of requests answered 503
+//! - `timeouts=0.01` share of requests that hang (answered after `hang`)
+//! - `hang=30s` how long a hanging request hangs (default 60s)
+//! - `rate=100/s` token bucket; requests over it get 429 with `Retry-After`
+//! - `down` every request is answered 503
+//!
+//! An empty spec (or `ok`) is a healthy, instant provider.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use paystream_service_kit::TokenBucket;
+use rand::Rng;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Latency {
+    Fixed(Duration),
+    /// Log-normal with the given median and 99th percentile.
+    LogNormal {
+        median: Duration,
+        p99: Duration,
+    },
+}
+
+impl Latency {
+    fn sample(&self, rng: &mut impl Rng) -> Duration {
+        match self {
+            Latency::Fixed(delay) => *delay,
+            Latency::LogNormal { median, p99 } => {
+                // z of the 99th percentile of the standard normal.
+                const Z99: f64 = 2.326_347_874;
+                let median = median.as_secs_f64();
+                let sigma = (p99.as_secs_f64() / median).ln() / Z99;
+                // Box-Muller: one standard normal draw from two uniforms.
+                let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.random();
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                Duration::from_secs_f64((median * (sigma * z).exp()).min(3600.0))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    pub latency: Latency,
+    pub error_rate: f64,
+    pub timeout_rate: f64,
+    pub hang: Duration,
+    /// Requests per second the provider accepts before answering 429.
+    pub rate_limit: Option<u32>,
+    pub down: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            latency: Latency::Fixed(Duration::ZERO),
+            error_rate: 0.0,
+            timeout_rate: 0.0,
+            hang: Duration::from_secs(60),
+            rate_limit: None,
+            down: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("unknown setting `{0}` (expected latency, errors, timeouts, hang, rate or down)")]
+    UnknownSetting(String),
+    #[error("`{setting}`: {reason}")]
+    BadValue {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> SpecError {
+    SpecError::BadValue {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// Parses `250ms`, `2s`, `1.5s` or `0`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let (number, unit) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        return None;
+    };
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * unit))
+}
+
+fn parse_share(setting: &'static str, text: &str) -> Result<f64, SpecError> {
+    let share: f64 = text
+        .parse()
+        .map_err(|_| bad(setting, format!("`{text}` is not a number")))?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err(bad(setting, "a share between 0 and 1"))
+    }
+}
+
+fn parse_latency(text: &str) -> Result<Latency, SpecError> {
+    if let Some(rest) = text.strip_prefix("lognormal:") {
+        let (median, p99) = rest
+            .split_once(':')
+            .ok_or_else(|| bad("latency", "lognormal:MEDIAN:P99, e.g. lognormal:50ms:400ms"))?;
+        let median = parse_duration(median).ok_or_else(|| bad("latency", "bad median"))?;
+        let p99 = parse_duration(p99).ok_or_else(|| bad("latency", "bad p99"))?;
+        if median.is_zero() || p99 < median {
+            return Err(bad("latency", "needs 0 < median <= p99"));
+        }
+        return Ok(Latency::LogNormal { median, p99 });
+    }
+    parse_duration(text)
+        .map(Latency::Fixed)
+        .ok_or_else(|| bad("latency", format!("`{text}` is not a duration like 100ms")))
+}
+
+impl FromStr for Behaviour {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let mut behaviour = Behaviour::default();
+        for setting in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = setting.split_once('=').unwrap_or((setting, ""));
+            match name.trim() {
+                "ok" => {}
+                "down" => behaviour.down = true,
+                "latency" => behaviour.latency = parse_latency(value)?,
+                "errors" => behaviour.error_rate = parse_share("errors", value)?,
+                "timeouts" => behaviour.timeout_rate = parse_share("timeouts", value)?,
+                "hang" => {
+                    behaviour.hang =
+                        parse_duration(value).ok_or_else(|| bad("hang", "a duration like 30s"))?
+                }
+                "rate" => {
+                    let per_second = value.strip_suffix("/s").unwrap_or(value);
+                    let rate: u32 = per_second
+                        .parse()
+                        .map_err(|_| bad("rate", "requests per second, e.g. 100/s"))?;
+                    if rate == 0 {
+                        return Err(bad(
+                            "rate",
+                            "must be at least 1/s (use `down` to refuse all)",
+                        ));
+                    }
+                    behaviour.rate_limit = Some(rate);
+                }
+                other => return Err(SpecError::UnknownSetting(other.to_owned())),
+            }
+        }
+        Ok(behaviour)
+    }
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.down {
+            parts.push("down".to_owned());
+        }
+        match &self.latency {
+            Latency::Fixed(delay) if delay.is_zero() => {}
+            Latency::Fixed(delay) => parts.push(format!("latency={}ms", delay.as_millis())),
+            Latency::LogNormal { median, p99 } => parts.push(format!(
+                "latency=lognormal:{}ms:{}ms",
+                median.as_millis(),
+                p99.as_millis()
+            )),
+        }
+        if self.error_rate > 0.0 {
+            parts.push(format!("errors={}", self.error_rate));
+        }
+        if self.timeout_rate > 0.0 {
+            parts.push(format!(
+                "timeouts={},hang={}ms",
+                self.timeout_rate,
+                self.hang.as_millis()
+            ));
+        }
+        if let Some(rate) = self.rate_limit {
+            parts.push(format!("rate={rate}/s"));
+        }
+        if parts.is_empty() {
+            parts.push("ok".to_owned());
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// A provider's current behaviour, changeable at run time through the admin API.
+#[derive(Debug, Clone)]
+pub struct Control {
+    inner: Arc<ControlInner>,
+}
+
+#[derive(Debug)]
+struct ControlInner {
+    provider: &'static str,
+    behaviour: RwLock<Behaviour>,
+    bucket: Mutex<Option<TokenBucket>>,
+}
+
+impl Control {
+    pub fn new(provider: &'static str, behaviour: Behaviour) -> Self {
+        let bucket = behaviour
+            .rate_limit
+            .map(|rate| TokenBucket::new(f64::from(rate)));
+        Self {
+            inner: Arc::new(ControlInner {
+                provider,
+                behaviour: RwLock::new(behaviour),
+                bucket: Mutex::new(bucket),
+            }),
+        }
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.inner.provider
+    }
+
+    pub fn current(&self) -> Behaviour {
+        self.inner
+            .behaviour
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, behaviour: Behaviour) {
+        tracing::info!(provider = self.inner.provider, %behaviour, "behaviour changed");
+        *self
+            .inner
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = behaviour
+            .rate_limit
+            .map(|rate| TokenBucket::new(f64::from(rate)));
+        *self
+            .inner
+            .behaviour
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = behaviour;
+    }
+
+    fn take_token(&self) -> Result<(), Duration> {
+        match self
+            .inner
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(bucket) => bucket.take(Instant::now()),
+            None => Ok(()),
+        }
+    }
+}
+
+fn unavailable(reason: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "error": reason })),
+    )
+        .into_response()
+}
+
+/// Middleware that applies a provider's behaviour before its handler runs.
+pub async fn apply(State(control): State<Control>, request: Request, next: Next) -> Response {
+    let behaviour = control.current();
+    if behaviour.down {
+        return unavailable("provider is down");
+    }
+    if let Err(wait) = control.take_token() {
+        let seconds = wait.as_secs_f64().ceil().max(1.0);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({ "error": "rate limit exceeded" })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+        return response;
+    }
+    let (delay, fails, hangs) = {
+        let mut rng = rand::rng();
+        (
+            behaviour.latency.sample(&mut rng),
+            rng.random_bool(behaviour.error_rate),
+            rng.random_bool(behaviour.timeout_rate),
+        )
+    };
+    if hangs {
+        tokio::time::sleep(behaviour.hang).await;
+        return unavailable("provider timed out");
+    }
+    tokio::time::sleep(delay).await;
+    if fails {
+        return unavailable("simulated provider failure");
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        let behaviour: Behaviour = "latency=lognormal:50ms:400ms, errors=0.05, rate=100/s"
+            .parse()
+            .unwrap_or_default();
+        assert_eq!(
+            behaviour.latency,
+            Latency::LogNormal {
+                median: Duration::from_millis(50),
+                p99: Duration::from_millis(400)
+            }
+        );
+        assert_eq!(behaviour.error_rate, 0.05);
+        assert_eq!(behaviour.rate_limit, Some(100));
+        assert_eq!(
+            behaviour.to_string(),
+            "latency=lognormal:50ms:400ms,errors=0.05,rate=100/s"
+        );
+        assert_eq!(Behaviour::from_str("").ok(), Some(Behaviour::default()));
+        assert_eq!(Behaviour::default().to_string(), "ok");
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        assert_eq!(
+            Behaviour::from_str("latncy=5ms"),
+            Err(SpecError::UnknownSetting("latncy".into()))
+        );
+        assert!(matches!(
+            Behaviour::from_str("errors=1.5"),
+            Err(SpecError::BadValue {
+                setting: "errors",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Behaviour::from_str("rate=0/s"),
+            Err(SpecError::BadValue {
+                setting: "rate",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Behaviour::from_str("latency=lognormal:400ms:50ms"),
+            Err(SpecError::BadValue {
+                setting: "latency",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn log_normal_latency_has_the_median_and_p99_asked_for() {
+        let latency = Latency::LogNormal {
+            median: Duration::from_millis(50),
+            p99: Duration::from_millis(400),
+        };
+        let mut rng = rand::rng();
+        let mut samples: Vec<Duration> = (0..20_000).map(|_| latency.sample(&mut rng)).collect();
+        samples.sort();
+        let median = samples[samples.len() / 2].as_secs_f64();
+        let p99 = samples[samples.len() * 99 / 100].as_secs_f64();
+        assert!((0.045..0.055).contains(&median), "median {median}");
+        assert!((0.33..0.48).contains(&p99), "p99 {p99}");
+    }
+}

@@ -1,0 +1,239 @@
+//! The validation service: consumes `payment.submitted` with key-ordered
+//! concurrency (one debtor account's payments in order, accounts in
+//! parallel), checks business rules, IP intelligence and AML screening, and
+//! emits `payment.validated` or `payment.rejected` (and `aml.alert.raised`)
+//! through a transactional outbox.
+
+pub mod metrics;
+pub mod providers;
+pub mod rules;
+pub mod screening;
+pub mod validator;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use paystream_bus::{
+    Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Record, RegistryConfig,
+};
+use paystream_contract::PaymentSubmitted;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::providers::{ProviderClient, ProviderSettings};
+
+pub const SERVICE: &str = "validation";
+pub const GROUP: &str = "validation";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address of /healthz and /metrics.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_LISTEN",
+        default_value = "127.0.0.1:8082"
+    )]
+    pub listen: SocketAddr,
+
+    /// The service's PostgreSQL (decisions, screening audit, outbox).
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_DATABASE_URL",
+        default_value = "postgres://validation:validation@127.0.0.1:5432/validation"
+    )]
+    pub database_url: String,
+
+    /// Base URL of the IP-intelligence API.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL",
+        default_value = "http://127.0.0.1:8090/ip-intelligence"
+    )]
+    pub ip_intelligence_url: String,
+
+    /// Base URL of the AML screening API.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_AML_URL",
+        default_value = "http://127.0.0.1:8090/aml"
+    )]
+    pub aml_url: String,
+
+    /// Calls in flight per provider at most.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_CONCURRENCY",
+        default_value_t = 256
+    )]
+    pub provider_concurrency: usize,
+
+    /// Calls per second per provider at most: set to the provider's
+    /// documented rate so it never has to throttle us.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_RATE",
+        default_value_t = 5_000
+    )]
+    pub provider_rate: u32,
+
+    /// Timeout of one provider call.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub provider_timeout_ms: u64,
+
+    /// Tries per provider call for timeouts, connection errors and 5xx.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub provider_attempts: u32,
+
+    /// How long a payment waits for an unavailable screening provider before
+    /// it is rejected unscreened (AML_UNAVAILABLE): screening fails closed.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_SCREENING_BOUND_MS",
+        default_value_t = 30_000
+    )]
+    pub screening_bound_ms: u64,
+
+    #[command(flatten)]
+    pub rules: rules::Rules,
+
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+}
+
+impl Config {
+    fn provider_settings(&self) -> ProviderSettings {
+        ProviderSettings {
+            concurrency: self.provider_concurrency,
+            rate_per_second: self.provider_rate,
+            timeout: Duration::from_millis(self.provider_timeout_ms),
+            attempts: self.provider_attempts.max(1),
+            ..ProviderSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("schema registry: {0}")]
+    Registry(#[from] paystream_contract::RegistryError),
+    #[error(transparent)]
+    Listen(#[from] paystream_service_kit::BindError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("the consumer failed: {0}")]
+    Consumer(#[from] paystream_bus::BusError),
+}
+
+pub struct Server {
+    listener: TcpListener,
+    validator: validator::Validator,
+    consumer: Consumer<PaymentSubmitted>,
+    pool: sqlx::PgPool,
+}
+
+impl Server {
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .connect(&config.database_url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        paystream_bus::outbox::install(&pool).await?;
+        let codec = config.registry.codec()?;
+        let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
+        let settings = config.provider_settings();
+        let validator = validator::Validator {
+            pool: pool.clone(),
+            outbox: Outbox::new(producer.clone()),
+            rules: config.rules.clone(),
+            ip_intelligence: ProviderClient::new(
+                "ip-intelligence",
+                &config.ip_intelligence_url,
+                settings.clone(),
+            ),
+            aml: ProviderClient::new("aml", &config.aml_url, settings),
+            screening_bound: Duration::from_millis(config.screening_bound_ms),
+        };
+        let consumer = Consumer::<PaymentSubmitted>::new(
+            config.kafka.clone(),
+            config.consumer.settings(GROUP),
+            codec,
+            Arc::new(producer),
+        );
+        let listener = paystream_service_kit::bind(config.listen).await?;
+        Ok(Self {
+            listener,
+            validator,
+            consumer,
+            pool,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        paystream_service_kit::local_addr(&self.listener)
+    }
+
+    /// Consumes, relays the outbox and serves /healthz and /metrics until
+    /// `shutdown`; the consumer drains and commits before this returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        tracing::info!(addr = %self.local_addr(), "validation serving health and metrics");
+        let router = axum::Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                get(|| async { paystream_bus::metrics::render() }),
+            );
+        let http = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let outbox = self.validator.outbox.clone();
+        let relay = outbox.relay(
+            self.pool.clone(),
+            Duration::from_millis(500),
+            shutdown.clone(),
+        );
+        let validator = self.validator;
+        let consume = self.consumer.run(
+            move |record: Record<PaymentSubmitted>| {
+                let validator = validator.clone();
+                async move { validator.handle(record).await }
+            },
+            shutdown.clone(),
+        );
+        let (http, (), consumed) = tokio::join!(http, relay, async {
+            let result = consume.await;
+            // The consumer ends only on shutdown or a fatal error; either way
+            // the rest of the service stops with it.
+            shutdown.cancel();
+            result
+        });
+        http.map_err(StartError::Serve)?;
+        consumed.map_err(StartError::from)
+    }
+}
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    Server::build(&config).await?.run(shutdown).await
+}

@@ -1,0 +1,400 @@
+//! The handler of `payment.submitted`: decide once, record why, emit once.
+//!
+//! The decision, every screening result and the outgoing events are written
+//! in one PostgreSQL transaction keyed by paymentId (the events to the
+//! outbox), so a crash before the commit leaves nothing and the redelivery
+//! decides afresh, and a crash after it leaves the decision that the relay
+//! publishes. A second delivery finds the decision and does nothing.
+
+use std::time::Duration;
+
+use paystream_bus::{HandlerError, Outbox, Record};
+use paystream_contract::{
+    AlertSeverity, AmlAlertRaised, Envelope, Party, PaymentRejected, PaymentSubmitted,
+    RejectionStage,
+};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::metrics::METRICS;
+use crate::providers::{CallError, ProviderClient};
+use crate::rules::Rules;
+use crate::screening::{self, AmlAnswer, Checked, RiskLevel};
+
+pub const FRAUD_RISK_ANONYMISING_NETWORK: &str = "FRAUD_RISK_ANONYMISING_NETWORK";
+pub const FRAUD_RISK_IP_COUNTRY_MISMATCH: &str = "FRAUD_RISK_IP_COUNTRY_MISMATCH";
+pub const IP_INTELLIGENCE_UNAVAILABLE: &str = "IP_INTELLIGENCE_UNAVAILABLE";
+pub const SANCTIONS_MATCH: &str = "SANCTIONS_MATCH";
+pub const COMPLIANCE_REVIEW: &str = "COMPLIANCE_REVIEW";
+pub const AML_UNAVAILABLE: &str = "AML_UNAVAILABLE";
+
+/// One row of the audit trail of checks.
+#[derive(Debug, Clone)]
+struct ScreeningRow {
+    kind: &'static str,
+    party_role: Option<&'static str>,
+    party_name: Option<String>,
+    outcome: String,
+    matched_list: Option<String>,
+    matched_entry: Option<String>,
+    score_permille: Option<i32>,
+    details: Value,
+    latency_ms: i32,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct Alert {
+    severity: AlertSeverity,
+    rule_code: &'static str,
+    party: Option<(&'static str, String)>,
+    matched: Option<(String, String)>,
+    score_permille: Option<i32>,
+    details: String,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    rejection: Option<(&'static str, String)>,
+    screenings: Vec<ScreeningRow>,
+    alerts: Vec<Alert>,
+}
+
+impl Outcome {
+    fn reject(&mut self, code: &'static str, text: impl Into<String>) {
+        if self.rejection.is_none() {
+            self.rejection = Some((code, text.into()));
+        }
+    }
+}
+
+fn permille(score: f64) -> i32 {
+    (score.clamp(0.0, 1.0) * 1000.0).round() as i32
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+#[derive(Clone)]
+pub struct Validator {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub rules: Rules,
+    pub ip_intelligence: ProviderClient,
+    pub aml: ProviderClient,
+    /// How long screening waits for an unavailable provider before the
+    /// payment is rejected unscreened.
+    pub screening_bound: Duration,
+}
+
+impl Validator {
+    pub async fn handle(&self, record: Record<PaymentSubmitted>) -> Result<(), HandlerError> {
+        let payment = record.event;
+        let decided: Option<String> =
+            sqlx::query_scalar("SELECT decision FROM decisions WHERE payment_id = $1")
+                .bind(payment.payment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(decision) = decided {
+            tracing::info!(payment_id = %payment.payment_id, decision, "already decided; redelivery skipped");
+            return Ok(());
+        }
+        let outcome = self.decide(&payment).await?;
+        self.record(&payment, outcome).await
+    }
+
+    async fn decide(&self, payment: &PaymentSubmitted) -> Result<Outcome, HandlerError> {
+        let mut outcome = Outcome::default();
+        if let Err(rejection) = self.rules.check(payment) {
+            outcome.reject(rejection.code, rejection.text);
+            return Ok(outcome);
+        }
+        if let Some(ip) = &payment.client_ip {
+            self.check_ip(payment, ip, &mut outcome).await?;
+            if outcome.rejection.is_some() {
+                return Ok(outcome);
+            }
+        }
+        let (debtor, creditor) = futures::join!(
+            screening::screen_party(&self.aml, &payment.debtor, self.screening_bound),
+            screening::screen_party(&self.aml, &payment.creditor, self.screening_bound),
+        );
+        for (role, party, result) in [
+            ("DEBTOR", &payment.debtor, debtor),
+            ("CREDITOR", &payment.creditor, creditor),
+        ] {
+            self.judge_screening(role, party, result, &mut outcome)?;
+        }
+        Ok(outcome)
+    }
+
+    async fn check_ip(
+        &self,
+        payment: &PaymentSubmitted,
+        ip: &str,
+        outcome: &mut Outcome,
+    ) -> Result<(), HandlerError> {
+        let checked =
+            match screening::check_ip(&self.ip_intelligence, ip, self.screening_bound).await {
+                Ok(checked) => checked,
+                Err(CallError::Unavailable { reason, .. }) => {
+                    outcome.reject(
+                        IP_INTELLIGENCE_UNAVAILABLE,
+                        format!("fraud screening could not be completed: {reason}"),
+                    );
+                    return Ok(());
+                }
+                Err(refused @ CallError::Refused { .. }) => {
+                    return Err(HandlerError::permanent(refused));
+                }
+            };
+        let security = &checked.answer.security;
+        let anonymised = security.is_vpn || security.is_proxy || security.is_tor;
+        let country = checked.answer.country_code.clone();
+        let mismatch = country
+            .as_deref()
+            .is_some_and(|c| c != payment.debtor.country);
+        outcome.screenings.push(ScreeningRow {
+            kind: "IP",
+            party_role: Some("DEBTOR"),
+            party_name: Some(payment.debtor.name.clone()),
+            outcome: if anonymised || mismatch {
+                "FLAGGED"
+            } else {
+                "CLEAR"
+            }
+            .into(),
+            matched_list: None,
+            matched_entry: None,
+            score_permille: None,
+            details: checked.raw.clone(),
+            latency_ms: millis(checked.latency),
+            at: checked.at,
+        });
+        if anonymised {
+            let network = [
+                (security.is_vpn, "VPN"),
+                (security.is_proxy, "proxy"),
+                (security.is_tor, "Tor"),
+            ]
+            .into_iter()
+            .filter(|(flag, _)| *flag)
+            .map(|(_, name)| name)
+            .collect::<Vec<_>>()
+            .join("/");
+            let text = format!("initiated from {ip}, a {network} address");
+            outcome.alerts.push(Alert {
+                severity: AlertSeverity::High,
+                rule_code: "ANONYMISING_NETWORK",
+                party: Some(("DEBTOR", payment.debtor.name.clone())),
+                matched: None,
+                score_permille: None,
+                details: text.clone(),
+            });
+            outcome.reject(FRAUD_RISK_ANONYMISING_NETWORK, text);
+        } else if mismatch {
+            let text = format!(
+                "initiated from {ip} in {}, the debtor resides in {}",
+                country.as_deref().unwrap_or("?"),
+                payment.debtor.country
+            );
+            outcome.alerts.push(Alert {
+                severity: AlertSeverity::Medium,
+                rule_code: "IP_COUNTRY_MISMATCH",
+                party: Some(("DEBTOR", payment.debtor.name.clone())),
+                matched: None,
+                score_permille: None,
+                details: text.clone(),
+            });
+            outcome.reject(FRAUD_RISK_IP_COUNTRY_MISMATCH, text);
+        }
+        Ok(())
+    }
+
+    fn judge_screening(
+        &self,
+        role: &'static str,
+        party: &Party,
+        result: Result<Checked<AmlAnswer>, CallError>,
+        outcome: &mut Outcome,
+    ) -> Result<(), HandlerError> {
+        let checked = match result {
+            Ok(checked) => checked,
+            Err(CallError::Unavailable { reason, .. }) => {
+                outcome.reject(
+                    AML_UNAVAILABLE,
+                    format!(
+                        "the {} could not be screened within {:?}: {reason}",
+                        role.to_lowercase(),
+                        self.screening_bound
+                    ),
+                );
+                return Ok(());
+            }
+            Err(refused @ CallError::Refused { .. }) => {
+                return Err(HandlerError::permanent(refused));
+            }
+        };
+        let best = checked.answer.matches.first();
+        outcome.screenings.push(ScreeningRow {
+            kind: "AML",
+            party_role: Some(role),
+            party_name: Some(party.name.clone()),
+            outcome: format!("{:?}", checked.answer.risk_level).to_uppercase(),
+            matched_list: best.map(|m| m.list.clone()),
+            matched_entry: best.map(|m| format!("{} ({})", m.reference, m.listed_name)),
+            score_permille: Some(permille(checked.answer.score)),
+            details: checked.raw.clone(),
+            latency_ms: millis(checked.latency),
+            at: checked.at,
+        });
+        let (severity, code, verdict) = match checked.answer.risk_level {
+            RiskLevel::Low => return Ok(()),
+            RiskLevel::Medium => (
+                AlertSeverity::Medium,
+                COMPLIANCE_REVIEW,
+                "held for compliance review",
+            ),
+            RiskLevel::High => (AlertSeverity::High, SANCTIONS_MATCH, "blocked"),
+        };
+        let matched = best
+            .map(|m| {
+                format!(
+                    "{} {} ({}, score {:.2})",
+                    m.list, m.reference, m.listed_name, m.score
+                )
+            })
+            .unwrap_or_default();
+        let text = format!(
+            "{} `{}` {verdict}: matches {matched}",
+            role.to_lowercase(),
+            party.name
+        );
+        outcome.alerts.push(Alert {
+            severity,
+            rule_code: SANCTIONS_MATCH,
+            party: Some((role, party.name.clone())),
+            matched: best.map(|m| {
+                (
+                    m.list.clone(),
+                    format!("{} ({})", m.reference, m.listed_name),
+                )
+            }),
+            score_permille: Some(permille(checked.answer.score)),
+            details: text.clone(),
+        });
+        // A block outranks a review: HIGH on either party decides.
+        if code == SANCTIONS_MATCH
+            && outcome
+                .rejection
+                .as_ref()
+                .is_some_and(|(c, _)| *c == COMPLIANCE_REVIEW)
+        {
+            outcome.rejection = None;
+        }
+        outcome.reject(code, text);
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        payment: &PaymentSubmitted,
+        outcome: Outcome,
+    ) -> Result<(), HandlerError> {
+        let (decision, reason_code, reason_text) = match &outcome.rejection {
+            Some((code, text)) => ("REJECTED", Some(*code), Some(text.as_str())),
+            None => ("VALIDATED", None, None),
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
+        )
+        .bind(payment.payment_id)
+        .bind(&payment.envelope.correlation_id)
+        .bind(decision)
+        .bind(reason_code)
+        .bind(reason_text)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Another delivery decided first; its decision stands.
+            tx.rollback().await?;
+            return Ok(());
+        }
+        for row in &outcome.screenings {
+            sqlx::query(
+                "INSERT INTO screening_results (payment_id, check_kind, party_role, party_name, outcome,
+                     matched_list, matched_entry, score_permille, details, provider_latency_ms, screened_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(payment.payment_id)
+            .bind(row.kind)
+            .bind(row.party_role)
+            .bind(&row.party_name)
+            .bind(&row.outcome)
+            .bind(&row.matched_list)
+            .bind(&row.matched_entry)
+            .bind(row.score_permille)
+            .bind(&row.details)
+            .bind(row.latency_ms)
+            .bind(row.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (n, alert) in outcome.alerts.iter().enumerate() {
+            let event = AmlAlertRaised {
+                envelope: Envelope::pending(),
+                alert_id: Uuid::new_v5(&payment.payment_id, format!("alert#{n}").as_bytes()),
+                payment_id: payment.payment_id,
+                severity: alert.severity,
+                rule_code: alert.rule_code.to_owned(),
+                debtor_account: payment.debtor.account.clone(),
+                party_role: alert.party.as_ref().map(|(role, _)| (*role).to_owned()),
+                party_name: alert.party.as_ref().map(|(_, name)| name.clone()),
+                matched_list: alert.matched.as_ref().map(|(list, _)| list.clone()),
+                matched_entry: alert.matched.as_ref().map(|(_, entry)| entry.clone()),
+                score_permille: alert.score_permille,
+                details: alert.details.clone(),
+            };
+            self.outbox.stage(&mut tx, event).await?;
+        }
+        match &outcome.rejection {
+            Some((code, text)) => {
+                let event = PaymentRejected {
+                    envelope: Envelope::pending(),
+                    payment_id: payment.payment_id,
+                    stage: RejectionStage::Validation,
+                    reason_code: (*code).to_owned(),
+                    reason_text: text.clone(),
+                    debtor_account: payment.debtor.account.clone(),
+                    amount_minor: payment.amount_minor,
+                    currency: payment.currency.clone(),
+                    corridor_code: Some(payment.corridor_code.clone()),
+                };
+                self.outbox.stage(&mut tx, event).await?;
+            }
+            None => {
+                let event = payment.clone().into_validated(Envelope::pending());
+                self.outbox.stage(&mut tx, event).await?;
+            }
+        }
+        tx.commit().await?;
+        self.outbox.committed();
+        METRICS
+            .decisions
+            .with_label_values(&[decision, reason_code.unwrap_or("")])
+            .inc();
+        tracing::info!(
+            payment_id = %payment.payment_id,
+            decision,
+            reason_code = reason_code.unwrap_or(""),
+            alerts = outcome.alerts.len(),
+            "payment decided"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Starts the services built so far on the local stack (which devstack/up.sh
+# brings up first): the sandbox playing the external providers, the gateway
+# and the validation service. Restarted on each run so they are the current
+# build. Ports: gateway 8080, validation 8082, sandbox 8090.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$DEVSTACK_ROOT"
+
+SANDBOX_PORT="${PAYSTREAM_SANDBOX_PORT:-8090}"
+GATEWAY_PORT="${PAYSTREAM_GATEWAY_PORT:-8080}"
+VALIDATION_PORT="${PAYSTREAM_VALIDATION_PORT:-8082}"
+SERVICES=(sandbox gateway validation)
+
+log "building ${SERVICES[*]}"
+cargo build --quiet --bin sandbox --bin gateway --bin validation
+
+wait_healthy() {
+  local name="$1" url="$2" seconds="$3"
+  local deadline=$((SECONDS + seconds))
+  until curl -fsS "$url" >/dev/null 2>&1; do
+    is_running "$name" || die "$name exited; see $LOG_DIR/$name.log"
+    ((SECONDS < deadline)) || die "$name did not become healthy; see $LOG_DIR/$name.log"
+    sleep 0.2
+  done
+  log "$name up on ${url%/healthz} (log: $LOG_DIR/$name.log)"
+}
+
+for name in "${SERVICES[@]}"; do stop_daemon "$name"; done
+
+PAYSTREAM_SANDBOX_LISTEN="127.0.0.1:$SANDBOX_PORT" \
+PAYSTREAM_SANDBOX_IP_INTELLIGENCE="${PAYSTREAM_SANDBOX_IP_INTELLIGENCE:-latency=lognormal:20ms:120ms}" \
+PAYSTREAM_SANDBOX_AML="${PAYSTREAM_SANDBOX_AML:-latency=lognormal:30ms:200ms}" \
+  start_daemon sandbox target/debug/sandbox
+# Loading the sanctions lists takes a few seconds.
+wait_healthy sandbox "http://127.0.0.1:$SANDBOX_PORT/healthz" 120
+
+PAYSTREAM_GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" \
+PAYSTREAM_GATEWAY_WEBHOOK_SECRET="${PAYSTREAM_GATEWAY_WEBHOOK_SECRET:-dev-webhook-secret}" \
+  start_daemon gateway target/debug/gateway
+wait_healthy gateway "http://127.0.0.1:$GATEWAY_PORT/healthz" 60
+
+PAYSTREAM_VALIDATION_LISTEN="127.0.0.1:$VALIDATION_PORT" \
+PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL="http://127.0.0.1:$SANDBOX_PORT/ip-intelligence" \
+PAYSTREAM_VALIDATION_AML_URL="http://127.0.0.1:$SANDBOX_PORT/aml" \
+  start_daemon validation target/debug/validation
+wait_healthy validation "http://127.0.0.1:$VALIDATION_PORT/healthz" 60
