@@ -119,6 +119,15 @@ pub enum BusError {
     PollThread(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("{0} has no original.topic header: not a dead letter of this runtime")]
+    NotADeadLetter(String),
+    #[error("no record of {topic} arrived for {waited:?} although the broker reports more")]
+    ReplayStalled {
+        topic: String,
+        waited: std::time::Duration,
+    },
+    #[error("replaying a dead letter: {0}")]
+    ReplaySend(#[from] ProduceError),
 }
 
 /// Why a record could not be decoded, as the dead-letter headers name it.

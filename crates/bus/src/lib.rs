@@ -13,6 +13,7 @@
 //!   same transaction as its effects.
 //! - [`Outbox`]: events staged in the service's PostgreSQL transaction and
 //!   published by a relay that deletes only after the broker's ack.
+//! - [`replay`]: dead letters sent back to their topic once the cause is fixed.
 //! - [`TransactionalConsumer`]: consume-transform-produce in Kafka
 //!   transactions, for clusters that have them.
 //! - [`metrics`]: Prometheus counters, latency, in-flight, lag, heartbeat.
@@ -26,6 +27,7 @@ pub mod idempotent;
 pub mod metrics;
 pub mod outbox;
 pub mod producer;
+pub mod replay;
 pub mod retry;
 pub mod scheduler;
 pub mod scope;
@@ -38,6 +40,7 @@ pub use error::{BusError, HandlerError, ProduceError};
 pub use idempotent::{Idempotent, TransactionalHandler};
 pub use outbox::Outbox;
 pub use producer::{Delivery, Producer};
+pub use replay::{ReplayMode, replay};
 pub use retry::RetryPolicy;
 pub use scheduler::Ordering;
 pub use transactional::TransactionalConsumer;
