@@ -17,3 +17,20 @@ if ((${#missing[@]})); then
 else
   log "system packages present"
 fi
+
+# Python tools: PyYAML for the manifest checks, schemathesis for the
+# gateway's OpenAPI contract test (`st`, run by `make test`). Pinned, so a
+# new release cannot change what the test checks.
+SCHEMATHESIS_VERSION="4.32.5"
+python_tools=()
+python3 -c "import yaml" 2>/dev/null || python_tools+=(pyyaml)
+st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" || python_tools+=("schemathesis==$SCHEMATHESIS_VERSION")
+if ((${#python_tools[@]})); then
+  log "installing ${python_tools[*]} from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${python_tools[@]}"
+  # pyenv, where Python comes from here, finds new commands through shims.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  command -v st >/dev/null 2>&1 || die "schemathesis installed, but its st command is not on the PATH"
+else
+  log "python tools present"
+fi

@@ -3,7 +3,7 @@
 //! Keys are configured as SHA-256 hashes (`client:hex`), never in clear, so a
 //! leaked config or environment does not leak credentials; `gateway
 //! hash-api-key` prints the hash of a new key. A request presents its key as
-//! `Authorization: Bearer <key>` or `X-Api-Key: <key>`.
+//! `Authorization: Bearer <key>` or `X-Api-Key: <key>` (or both, if they agree).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -76,25 +76,36 @@ impl ApiKeys {
         self.by_hash.is_empty()
     }
 
-    fn presented(headers: &HeaderMap) -> Option<&str> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        bearer
-            .or_else(|| {
-                headers
-                    .get("x-api-key")
-                    .and_then(|value| value.to_str().ok())
-            })
-            .map(str::trim)
+    /// The keys a request presents, `None` for a header that is there but
+    /// holds no usable key (another scheme, bytes that are not text).
+    fn presented(headers: &HeaderMap) -> Vec<Option<&str>> {
+        let bearer = headers.get(header::AUTHORIZATION).map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+        });
+        let api_key = headers.get("x-api-key").map(|value| value.to_str().ok());
+        [bearer, api_key]
+            .into_iter()
+            .flatten()
+            .map(|key| key.map(str::trim))
+            .collect()
     }
 
-    /// The client a request's key belongs to. The lookup is by hash, so the
-    /// time it takes says nothing about how close a guess was.
+    /// The client a request's key belongs to. A request may present its key
+    /// in either header or in both, but every key it presents must be valid
+    /// and name the same client: a wrong key beside a right one is refused,
+    /// not overlooked. The lookup is by hash, so the time it takes says
+    /// nothing about how close a guess was.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<ClientId> {
-        let key = Self::presented(headers)?;
-        self.by_hash.get(&hash_key(key)).cloned().map(ClientId)
+        let mut clients = Self::presented(headers)
+            .into_iter()
+            .map(|key| key.and_then(|key| self.by_hash.get(&hash_key(key))));
+        let first = clients.next()??;
+        clients
+            .all(|client| client == Some(first))
+            .then(|| ClientId(first.clone()))
     }
 }
 
@@ -169,6 +180,30 @@ mod tests {
         headers.insert("x-api-key", HeaderValue::from_static("s3cret2"));
         assert_eq!(keys.authenticate(&headers), None);
         assert_eq!(keys.authenticate(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_wrong_or_unusable_credential_beside_a_right_one_is_refused() {
+        let keys = ApiKeys::default()
+            .with("acme", "s3cret")
+            .with("other", "k2");
+        let both = |authorization: &'static str, api_key: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_static(authorization),
+            );
+            headers.insert("x-api-key", HeaderValue::from_static(api_key));
+            keys.authenticate(&headers)
+        };
+        assert_eq!(
+            both("Bearer s3cret", "s3cret"),
+            Some(ClientId("acme".into()))
+        );
+        assert_eq!(both("Bearer s3cret", "wrong"), None);
+        assert_eq!(both("Bearer wrong", "s3cret"), None);
+        assert_eq!(both("Basic czNjcmV0", "s3cret"), None);
+        assert_eq!(both("Bearer s3cret", "k2"), None, "two clients' keys");
     }
 
     #[test]

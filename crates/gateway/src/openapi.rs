@@ -46,18 +46,28 @@ pub fn document() -> Value {
         },
         "paths": {
             "/v1/payments": { "post": {
+                "operationId": "submitPayment",
                 "summary": "Submit a payment",
                 "security": auth,
                 "parameters": [
-                    { "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "maxLength": 255 },
+                    { "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$" },
                       "description": "Same key and body: the original 202. Same key, other body: 422." },
-                    { "name": "X-Correlation-Id", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 64 } }
+                    { "name": "X-Correlation-Id", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[!-~]{1,64}$" },
+                      "description": "The caller's own correlation id, carried by every event and log line of the payment; without it the gateway makes one. An unusable one is refused (400), not replaced." }
                 ],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PaymentRequest" } } } },
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/PaymentRequest" },
+                    "example": {
+                        "amount": "250.00", "currency": "EUR", "clientIp": "81.2.69.142",
+                        "debtor": { "name": "Emily Clarke", "account": "GB82WEST12345698765432", "agentBic": "NWBKGB2L", "country": "GB" },
+                        "creditor": { "name": "Camille Moreau", "account": "FR1420041010050500013M02606", "agentBic": "BNPAFRPP", "country": "FR" },
+                        "remittanceInformation": "Invoice 42"
+                    } } } },
                 "responses": {
                     "202": { "description": "Accepted: the payment.submitted event is acked by the broker",
                              "headers": { "Location": { "schema": { "type": "string" } } },
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Accepted" } } } },
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Accepted" } } },
+                             "links": { "status": { "operationId": "getPayment", "parameters": { "id": "$response.body#/paymentId" } } } },
                     "400": problem("Malformed JSON or a missing Idempotency-Key"),
                     "401": problem("No valid API key"),
                     "413": { "description": "Body over the size limit" },
@@ -67,17 +77,21 @@ pub fn document() -> Value {
                 }
             }},
             "/v1/payments/{id}": { "get": {
+                "operationId": "getPayment",
                 "summary": "A payment's current status",
                 "security": auth,
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }],
                 "responses": {
                     "200": { "description": "Status", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } },
-                    "404": problem("No such payment for this client")
+                    "401": problem("No valid API key"),
+                    "404": problem("No such payment for this client"),
+                    "429": problem("Over the client's rate limit; see Retry-After")
                 }
             }},
             "/v1/webhooks/card-transactions": { "post": {
                 "summary": "Card processor webhook (cardtransaction.create)",
                 "description": "object_payload_signature = base64(HMAC-SHA256(secret, object_payload as sent)). Deduplicated on webhook_id.",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CardWebhook" } } } },
                 "responses": {
                     "200": { "description": "Published (or already published)" },
                     "400": problem("Malformed webhook"),
@@ -107,6 +121,16 @@ pub fn document() -> Value {
                         "creditor": party(),
                         "remittanceInformation": { "type": "string", "maxLength": 140 },
                         "clientIp": { "type": "string", "description": "IPv4 or IPv6 the payment was initiated from" }
+                    }
+                },
+                "CardWebhook": {
+                    "type": "object",
+                    "required": ["webhook", "webhook_id", "object_payload", "object_payload_signature"],
+                    "properties": {
+                        "webhook": { "type": "string", "const": "cardtransaction.create" },
+                        "webhook_id": { "type": "string" },
+                        "object_payload": { "type": "object", "description": "Verified on its bytes as sent; holds `cardtransactions`: exactly one card transaction" },
+                        "object_payload_signature": { "type": "string", "description": "base64(HMAC-SHA256(secret, object_payload))" }
                     }
                 },
                 "Accepted": { "type": "object", "properties": {

@@ -67,15 +67,24 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
     Ok(key.to_owned())
 }
 
-/// The caller's correlation id if it sent a sensible one, else a new one.
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(CORRELATION_ID)
-        .and_then(|value| value.to_str().ok())
+/// The caller's correlation id, or a new one if it sent none. One it sent
+/// but that cannot be used is refused rather than replaced: the caller would
+/// otherwise search its logs for an id that appears nowhere downstream.
+fn correlation_id(headers: &HeaderMap) -> Result<String, Problem> {
+    let Some(value) = headers.get(CORRELATION_ID) else {
+        return Ok(Uuid::new_v4().to_string());
+    };
+    value
+        .to_str()
+        .ok()
         .map(str::trim)
         .filter(|id| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::new_v4().to_string())
+        .ok_or_else(|| {
+            Problem::malformed(
+                "the X-Correlation-Id header must be 1 to 64 visible ASCII characters",
+            )
+        })
 }
 
 fn accepted(body: &Value) -> Response {
@@ -115,6 +124,7 @@ async fn submit_inner(
     body: &[u8],
 ) -> Result<Response, Problem> {
     let key = idempotency_key(headers)?;
+    let correlation = correlation_id(headers)?;
     let json: Value = serde_json::from_slice(body)
         .map_err(|error| Problem::malformed(format!("the body is not JSON: {error}")))?;
     let request = PaymentRequest::deserialize(&json)
@@ -132,7 +142,6 @@ async fn submit_inner(
 
     let checked = request.check().map_err(Problem::invalid_fields)?;
     let payment_id = Uuid::now_v7();
-    let correlation = correlation_id(headers);
     let event = PaymentSubmitted {
         envelope: Envelope::first(correlation.clone(), format!("http:{payment_id}"), ""),
         payment_id,
