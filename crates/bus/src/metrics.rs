@@ -4,7 +4,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub(crate) struct Metrics {
@@ -17,6 +18,9 @@ pub(crate) struct Metrics {
     pub in_flight: IntGaugeVec,
     pub lag: IntGaugeVec,
     pub seconds_since_last_record: IntGaugeVec,
+    pub outbox_published: IntCounterVec,
+    pub outbox_publish_failures: IntCounter,
+    pub outbox_oldest_pending_seconds: Gauge,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> =
@@ -40,6 +44,18 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
 
 impl Metrics {
     fn register(registry: &Registry) -> Self {
+        let outbox_oldest_pending_seconds = Gauge::new(
+            "paystream_bus_outbox_oldest_pending_seconds",
+            "Age of the oldest outbox event not yet published, at the relay's last look (0: none waiting); it grows while the broker is unreachable",
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        let _ = registry.register(Box::new(outbox_oldest_pending_seconds.clone()));
+        let outbox_publish_failures = IntCounter::new(
+            "paystream_bus_outbox_publish_failures_total",
+            "Outbox relay passes that failed (database or broker); the events wait and are retried",
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        let _ = registry.register(Box::new(outbox_publish_failures.clone()));
         const TG: &[&str] = &["topic", "group"];
         let handler_seconds = HistogramVec::new(
             HistogramOpts::new(
@@ -103,6 +119,14 @@ impl Metrics {
                 "Seconds since the consumer last finished a record (a heartbeat: it grows when the consumer is stuck)",
                 &["group"],
             ),
+            outbox_published: counter(
+                registry,
+                "paystream_bus_outbox_published_total",
+                "Outbox events published (acked by the broker, then deleted)",
+                &["topic"],
+            ),
+            outbox_publish_failures,
+            outbox_oldest_pending_seconds,
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{HandlerError, ProduceError};
 use crate::headers::HeaderList;
+use crate::metrics::METRICS;
 use crate::producer::Producer;
 
 /// The table, for services that create it in their own migrations.
@@ -145,13 +146,27 @@ impl Outbox {
 
     /// Sends up to one batch; returns how many rows it published.
     pub async fn publish_batch(&self, pool: &PgPool) -> Result<usize, PublishError> {
+        let published = self.try_publish_batch(pool).await;
+        if published.is_err() {
+            METRICS.outbox_publish_failures.inc();
+        }
+        published
+    }
+
+    async fn try_publish_batch(&self, pool: &PgPool) -> Result<usize, PublishError> {
         let mut transaction = pool.begin().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, topic, key, value, headers FROM bus_outbox
-             ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
+            "SELECT id, topic, key, value, headers,
+                    EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8
+             FROM bus_outbox ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
         )
         .fetch_all(&mut *transaction)
         .await?;
+        // The first row is the oldest waiting (ids follow commit order
+        // closely enough for an alarm); rows other relays hold are skipped.
+        METRICS
+            .outbox_oldest_pending_seconds
+            .set(rows.first().map_or(0.0, |row| row.5.max(0.0)));
         if rows.is_empty() {
             return Ok(0);
         }
@@ -159,7 +174,7 @@ impl Outbox {
         // Enqueued in id order; the idempotent producer keeps that order per
         // partition, so a key's events stay in the order they were decided.
         futures::future::try_join_all(rows.iter().zip(&headers).map(
-            |((_, topic, key, value, _), headers)| {
+            |((_, topic, key, value, _, _), headers)| {
                 self.producer
                     .send_raw(topic, key.as_deref(), value, headers)
             },
@@ -171,12 +186,25 @@ impl Outbox {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
+        for row in &rows {
+            METRICS
+                .outbox_published
+                .with_label_values(&[row.1.as_str()])
+                .inc();
+        }
         Ok(rows.len())
     }
 }
 
-/// id, topic, key, value, headers.
-type OutboxRow = (i64, String, Option<Vec<u8>>, Vec<u8>, serde_json::Value);
+/// id, topic, key, value, headers, age in seconds.
+type OutboxRow = (
+    i64,
+    String,
+    Option<Vec<u8>>,
+    Vec<u8>,
+    serde_json::Value,
+    f64,
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
