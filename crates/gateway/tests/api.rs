@@ -268,61 +268,52 @@ async fn a_refused_request_lists_every_bad_field_and_reaches_no_topic() {
 
     let (status, _, _) = app.post_payment(None, &payment()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no Idempotency-Key");
-    let malformed = app
-        .http
-        .post(format!("{}/v1/payments", app.base))
-        .bearer_auth(KEY)
-        .header("Idempotency-Key", "bad-2")
-        .header("content-type", "application/json")
-        .body("{\"amount\": ")
-        .send()
-        .await
-        .unwrap();
+    // Each refused in its own way; `send` adds only the Idempotency-Key.
+    let send = |key: &str, request: reqwest::RequestBuilder| {
+        let request = request.header("Idempotency-Key", key);
+        async move { request.send().await.unwrap() }
+    };
+    let post = || app.http.post(format!("{}/v1/payments", app.base));
+    let malformed = send(
+        "bad-2",
+        post()
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body("{\"amount\": "),
+    )
+    .await;
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-    let unauthenticated = app
-        .http
-        .post(format!("{}/v1/payments", app.base))
-        .header("Idempotency-Key", "bad-3")
-        .json(&payment())
-        .send()
-        .await
-        .unwrap();
+    let unauthenticated = send("bad-3", post().json(&payment())).await;
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
-    let conflicting_keys = app
-        .http
-        .post(format!("{}/v1/payments", app.base))
-        .bearer_auth(KEY)
-        .header("X-Api-Key", "not-the-key")
-        .header("Idempotency-Key", "bad-5")
-        .json(&payment())
-        .send()
-        .await
-        .unwrap();
+    let conflicting_keys = send(
+        "bad-5",
+        post()
+            .bearer_auth(KEY)
+            .header("X-Api-Key", "not-the-key")
+            .json(&payment()),
+    )
+    .await;
     assert_eq!(conflicting_keys.status(), StatusCode::UNAUTHORIZED);
-    let unusable_correlation = app
-        .http
-        .post(format!("{}/v1/payments", app.base))
-        .bearer_auth(KEY)
-        .header("Idempotency-Key", "bad-6")
-        .header("X-Correlation-Id", "x".repeat(65))
-        .json(&payment())
-        .send()
-        .await
-        .unwrap();
+    let unusable_correlation = send(
+        "bad-6",
+        post()
+            .bearer_auth(KEY)
+            .header("X-Correlation-Id", "x".repeat(65))
+            .json(&payment()),
+    )
+    .await;
     assert_eq!(unusable_correlation.status(), StatusCode::BAD_REQUEST);
-    let too_big = app
-        .http
-        .post(format!("{}/v1/payments", app.base))
-        .bearer_auth(KEY)
-        .header("Idempotency-Key", "bad-4")
-        .header("content-type", "application/json")
-        .body(format!(
-            "{{\"remittanceInformation\": \"{}\"}}",
-            "x".repeat(20_000)
-        ))
-        .send()
-        .await
-        .unwrap();
+    let too_big = send(
+        "bad-4",
+        post()
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(format!(
+                "{{\"remittanceInformation\": \"{}\"}}",
+                "x".repeat(20_000)
+            )),
+    )
+    .await;
     assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         too_big.headers()["content-type"],
