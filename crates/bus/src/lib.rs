@@ -16,6 +16,7 @@
 //! - [`replay`]: dead letters sent back to their topic once the cause is fixed.
 //! - [`TransactionalConsumer`]: consume-transform-produce in Kafka
 //!   transactions, for clusters that have them.
+//! - [`Readiness`]: broker, registry and database checks for `/readyz`.
 //! - [`metrics`]: Prometheus counters, latency, in-flight, lag, heartbeat.
 
 pub mod config;
@@ -27,6 +28,7 @@ pub mod idempotent;
 pub mod metrics;
 pub mod outbox;
 pub mod producer;
+pub mod readiness;
 pub mod replay;
 pub mod retry;
 pub mod scheduler;
@@ -40,6 +42,7 @@ pub use error::{BusError, HandlerError, ProduceError};
 pub use idempotent::{Idempotent, TransactionalHandler};
 pub use outbox::Outbox;
 pub use producer::{Delivery, Producer};
+pub use readiness::Readiness;
 pub use replay::{ReplayMode, replay};
 pub use retry::RetryPolicy;
 pub use scheduler::Ordering;

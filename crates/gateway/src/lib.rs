@@ -14,8 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paystream_bus::{ConsumerArgs, KafkaConfig, Producer, RegistryConfig};
-use rdkafka::admin::AdminClient;
+use paystream_bus::{ConsumerArgs, KafkaConfig, Producer, Readiness, RegistryConfig};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -112,7 +111,6 @@ impl Server {
         store.migrate().await?;
         let codec = config.registry.codec()?;
         let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
-        let admin: AdminClient<_> = config.kafka.admin().create()?;
         let keys = if config.api_keys.is_empty() {
             tracing::warn!("no PAYSTREAM_GATEWAY_API_KEYS: accepting only the development key");
             auth::ApiKeys::dev()
@@ -127,11 +125,7 @@ impl Server {
                 .webhook_secret
                 .as_ref()
                 .map(|secret| Arc::from(secret.as_bytes())),
-            readiness: api::Readiness {
-                admin: Arc::new(admin),
-                registry_url: config.registry.url.clone(),
-                http: reqwest::Client::new(),
-            },
+            readiness: Readiness::new(&config.kafka, &config.registry, store.pool().clone())?,
         };
         let router = api::router(
             app,

@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::routing::get;
 use paystream_bus::{
-    Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Record, RegistryConfig,
+    Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Readiness, Record, RegistryConfig,
 };
 use paystream_contract::PaymentSubmitted;
 use sqlx::postgres::PgPoolOptions;
@@ -152,6 +153,7 @@ pub struct Server {
     validator: validator::Validator,
     consumer: Consumer<PaymentSubmitted>,
     pool: sqlx::PgPool,
+    readiness: Readiness,
 }
 
 impl Server {
@@ -183,12 +185,14 @@ impl Server {
             codec,
             Arc::new(producer),
         );
+        let readiness = Readiness::new(&config.kafka, &config.registry, pool.clone())?;
         let listener = paystream_service_kit::bind(config.listen).await?;
         Ok(Self {
             listener,
             validator,
             consumer,
             pool,
+            readiness,
         })
     }
 
@@ -196,12 +200,25 @@ impl Server {
         paystream_service_kit::local_addr(&self.listener)
     }
 
-    /// Consumes, relays the outbox and serves /healthz and /metrics until
+    /// Consumes, relays the outbox and serves /healthz, /readyz and /metrics until
     /// `shutdown`; the consumer drains and commits before this returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         tracing::info!(addr = %self.local_addr(), "validation serving health and metrics");
+        let readiness = self.readiness;
         let router = axum::Router::new()
             .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || async move {
+                    let report = readiness.check().await;
+                    let status = if report.ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, axum::Json(report.checks))
+                }),
+            )
             .route(
                 "/metrics",
                 get(|| async { paystream_bus::metrics::render() }),
