@@ -43,7 +43,7 @@ pub use idempotent::{Idempotent, TransactionalHandler};
 pub use outbox::Outbox;
 pub use producer::{Delivery, Producer};
 pub use readiness::Readiness;
-pub use replay::{ReplayMode, replay};
+pub use replay::{ReplayMode, ReplayOptions, replay};
 pub use retry::RetryPolicy;
 pub use scheduler::Ordering;
 pub use transactional::TransactionalConsumer;

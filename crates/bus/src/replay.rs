@@ -8,8 +8,8 @@
 //! bytes and its original headers (`eventId`, `correlationId`, `traceparent`
 //! …), without the runtime's error headers, plus `replayed.from` naming the
 //! dead letter. Progress is committed per record under the group
-//! `{dead-letter topic}.replay`, so a replay resumes where the last one
-//! stopped and never sends a letter twice unless it crashed between the ack
+//! `{dead-letter topic}.replay` (`.replay.{class}` when only one error class
+//! is replayed), so a replay resumes where the last one stopped and never sends a letter twice unless it crashed between the ack
 //! and the commit. Such a repeat, and every other group of the topic seeing
 //! the replayed record, is harmless by design: the record keeps its
 //! `eventId`, and consumers are idempotent on it.
@@ -108,23 +108,55 @@ impl LetterSummary {
     }
 }
 
-/// The replay group of a dead-letter topic, whose commits mark what was sent.
-pub fn replay_group(dead_letter_topic: &str) -> String {
-    format!("{dead_letter_topic}.replay")
+/// What to replay, and how.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub mode: ReplayMode,
+    /// Only letters of this `error.class` (e.g. `retries-exhausted` after a
+    /// provider outage, leaving `deserialization` poison where it is).
+    /// Progress is kept per class, so the other letters wait for a replay
+    /// of their own.
+    pub error_class: Option<String>,
+    /// How long to wait for a record the broker says exists.
+    pub idle_timeout: Duration,
+}
+
+impl ReplayOptions {
+    pub fn new(mode: ReplayMode) -> Self {
+        Self {
+            mode,
+            error_class: None,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn error_class(mut self, class: impl Into<String>) -> Self {
+        self.error_class = Some(class.into());
+        self
+    }
+}
+
+/// The group whose commits mark how far replays of `dead_letter_topic` (of
+/// one error class, or of all) have got.
+pub fn replay_group(dead_letter_topic: &str, error_class: Option<&str>) -> String {
+    match error_class {
+        Some(class) => format!("{dead_letter_topic}.replay.{class}"),
+        None => format!("{dead_letter_topic}.replay"),
+    }
 }
 
 /// Replays (or lists) the dead letters of `dead_letter_topic` from where the
 /// last replay stopped up to its end as of now: letters written while it
-/// runs wait for the next replay, so it always finishes. `idle_timeout`
-/// bounds the wait for a record the broker says exists.
+/// runs wait for the next replay, so it always finishes.
 pub async fn replay(
     kafka: &KafkaConfig,
     producer: &Producer,
     dead_letter_topic: &str,
-    mode: ReplayMode,
-    idle_timeout: Duration,
+    options: &ReplayOptions,
 ) -> Result<Vec<LetterSummary>, BusError> {
-    let group = replay_group(dead_letter_topic);
+    let (mode, idle_timeout) = (options.mode, options.idle_timeout);
+    let wanted = options.error_class.as_deref();
+    let group = replay_group(dead_letter_topic, wanted);
     let consumer: StreamConsumer = kafka
         .consumer(&group)
         // The end of a partition can lie past its last record (a transaction
@@ -175,8 +207,12 @@ pub async fn replay(
         }
         let list = headers::to_list_owned(&record);
         let letter = LetterSummary::of(&record, &list);
+        let selected = wanted.is_none() || letter.error_class.as_deref() == wanted;
         if mode == ReplayMode::Replay {
-            send_back(producer, dead_letter_topic, &record, list).await?;
+            if selected {
+                send_back(producer, dead_letter_topic, &record, list).await?;
+            }
+            // Passed over or sent, this letter is done for this replay group.
             let mut done = TopicPartitionList::new();
             done.add_partition_offset(
                 dead_letter_topic,
@@ -184,15 +220,19 @@ pub async fn replay(
                 Offset::Offset(record.offset() + 1),
             )?;
             consumer.commit(&done, CommitMode::Sync)?;
-            tracing::info!(
-                correlation_id = letter.correlation_id.as_deref().unwrap_or_default(),
-                dead_letter_topic,
-                partition,
-                offset = record.offset(),
-                "dead letter replayed"
-            );
+            if selected {
+                tracing::info!(
+                    correlation_id = letter.correlation_id.as_deref().unwrap_or_default(),
+                    dead_letter_topic,
+                    partition,
+                    offset = record.offset(),
+                    "dead letter replayed"
+                );
+            }
         }
-        letters.push(letter);
+        if selected {
+            letters.push(letter);
+        }
         if record.offset() + 1 >= end {
             ends.remove(&partition);
         }

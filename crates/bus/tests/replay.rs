@@ -9,26 +9,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paystream_bus::replay::{LetterSummary, REPLAYED_FROM};
-use paystream_bus::{HandlerError, Record, ReplayMode, headers, replay};
+use paystream_bus::{HandlerError, Record, ReplayMode, ReplayOptions, headers, replay};
 use paystream_contract::{Event, PaymentSubmitted, Topic};
 use paystream_testkit::{unique, wait_until};
 use rdkafka::Message;
 use uuid::Uuid;
 
-async fn run(env: &common::Env, dead_letter_topic: &str, mode: ReplayMode) -> Vec<LetterSummary> {
-    replay(
-        &env.kafka,
-        &env.producer,
-        dead_letter_topic,
-        mode,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap()
+async fn run(
+    env: &common::Env,
+    dead_letter_topic: &str,
+    options: ReplayOptions,
+) -> Vec<LetterSummary> {
+    replay(&env.kafka, &env.producer, dead_letter_topic, &options)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after_the_fix() {
+async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_the_fix() {
     let env = common::Env::new(1).await;
     let group = unique("replay");
     let topic = env.topic(Topic::PaymentSubmitted);
@@ -37,6 +35,11 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
     let fine = common::payment("FINE", 0);
     env.producer
         .send_all([broken.clone(), fine.clone()])
+        .await
+        .unwrap();
+    // And bytes no schema reads: dead-lettered as `deserialization`.
+    env.producer
+        .send_raw(&topic, Some(b"POISON"), b"not avro", &Vec::new())
         .await
         .unwrap();
 
@@ -62,7 +65,7 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
         }
     };
     let consumer = env.start(common::settings(&group), handler);
-    common::read_topic(&env, &dead_letter_topic, 1).await;
+    common::read_topic(&env, &dead_letter_topic, 2).await;
     wait_until(
         Duration::from_secs(30),
         "the good record handled",
@@ -70,7 +73,20 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
     )
     .await;
 
-    let listed = run(&env, &dead_letter_topic, ReplayMode::DryRun).await;
+    let everything = run(
+        &env,
+        &dead_letter_topic,
+        ReplayOptions::new(ReplayMode::DryRun),
+    )
+    .await;
+    assert_eq!(everything.len(), 2, "{everything:?}");
+    let handler_failures = || ReplayOptions::new(ReplayMode::Replay).error_class("handler");
+    let listed = run(
+        &env,
+        &dead_letter_topic,
+        ReplayOptions::new(ReplayMode::DryRun).error_class("handler"),
+    )
+    .await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].error_class.as_deref(), Some("handler"));
     assert_eq!(listed[0].original_topic.as_deref(), Some(topic.as_str()));
@@ -85,7 +101,7 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
     );
 
     fixed.store(true, AtomicOrdering::SeqCst);
-    let replayed = run(&env, &dead_letter_topic, ReplayMode::Replay).await;
+    let replayed = run(&env, &dead_letter_topic, handler_failures()).await;
     assert_eq!(replayed.len(), 1);
     wait_until(
         Duration::from_secs(30),
@@ -97,13 +113,13 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
         handled.lock().unwrap()[1],
         (
             broken.envelope.event_id,
-            Some(format!("{dead_letter_topic}:0:0"))
+            Some(format!("{dead_letter_topic}:0:{}", listed[0].offset))
         ),
         "the same event, marked as replayed"
     );
 
-    let on_topic = common::read_topic(&env, &topic, 3).await;
-    let (original, again) = (&on_topic[0], &on_topic[2]);
+    let on_topic = common::read_topic(&env, &topic, 4).await;
+    let (original, again) = (&on_topic[0], &on_topic[3]);
     assert_eq!(again.key(), original.key());
     assert_eq!(again.payload(), original.payload(), "original bytes");
     for name in ["correlationId", "eventId", "traceparent"] {
@@ -117,8 +133,17 @@ async fn a_dead_letter_is_replayed_once_with_its_bytes_and_ids_and_handled_after
         assert_eq!(common::header(again, name), None, "{name} stripped");
     }
 
-    let nothing_left = run(&env, &dead_letter_topic, ReplayMode::Replay).await;
+    let nothing_left = run(&env, &dead_letter_topic, handler_failures()).await;
     assert!(nothing_left.is_empty(), "{nothing_left:?}");
+    let poison = run(
+        &env,
+        &dead_letter_topic,
+        ReplayOptions::new(ReplayMode::DryRun).error_class("deserialization"),
+    )
+    .await;
+    assert_eq!(poison.len(), 1, "another class keeps its own progress");
+    assert_eq!(poison[0].error_class.as_deref(), Some("deserialization"));
+    assert_ne!(poison[0].offset, listed[0].offset);
     consumer.stop().await;
     assert_eq!(handled.lock().unwrap().len(), 2);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use paystream_bus::{KafkaConfig, Producer, RegistryConfig, ReplayMode, replay};
+use paystream_bus::{KafkaConfig, Producer, RegistryConfig, ReplayMode, ReplayOptions, replay};
 
 /// Lists or replays the dead letters of one consumer group on one topic
 /// (`{topic}.{group}.dlq`). Prints one JSON line per dead letter.
@@ -41,6 +41,11 @@ struct Target {
     /// The consumer group whose dead letters these are (e.g. `validation`).
     #[arg(long)]
     group: String,
+    /// Only letters of this error class (`handler`, `retries-exhausted`,
+    /// `deserialization`, `unknown-schema`, `wrong-schema` …). Progress is
+    /// kept per class, so the others wait for a replay of their own.
+    #[arg(long)]
+    error_class: Option<String>,
 }
 
 #[tokio::main]
@@ -54,15 +59,14 @@ async fn main() -> anyhow::Result<()> {
     let topic = format!("{}{}", cli.kafka.topic_prefix, target.topic);
     let dead_letter_topic = paystream_contract::dead_letter_topic(&topic, &target.group);
     let producer = Producer::new(&cli.kafka, cli.registry.codec()?, "paystream-dlq")?;
-    let letters = replay(
-        &cli.kafka,
-        &producer,
-        &dead_letter_topic,
+    let options = ReplayOptions {
         mode,
-        Duration::from_millis(cli.idle_timeout_ms),
-    )
-    .await
-    .with_context(|| format!("dead letters of {dead_letter_topic}"))?;
+        error_class: target.error_class.clone(),
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+    };
+    let letters = replay(&cli.kafka, &producer, &dead_letter_topic, &options)
+        .await
+        .with_context(|| format!("dead letters of {dead_letter_topic}"))?;
     for letter in &letters {
         println!("{}", letter.to_json());
     }
