@@ -397,3 +397,51 @@ mod tests {
         assert!(RegistryError::classify(unreachable).is_transient());
     }
 }
+
+#[cfg(test)]
+mod corrupted_datums {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::{PaymentSubmitted, Topic, samples};
+
+    /// Poison messages are arbitrary: a datum that is random, truncated or
+    /// has bytes flipped (including length prefixes claiming gigabytes) must
+    /// come back as an error or a value, never a panic or a runaway allocation.
+    #[test]
+    fn corrupted_datums_are_errors_not_panics() {
+        let schema = Topic::PaymentSubmitted
+            .schema()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut valid = Vec::new();
+        write_datum(schema, &samples::payment_submitted(), &mut valid)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let started = std::time::Instant::now();
+        let mut errors = 0;
+        for round in 0..5_000 {
+            let datum: Vec<u8> = match round % 3 {
+                0 => (0..rng.random_range(0..200))
+                    .map(|_| rng.random())
+                    .collect(),
+                1 => valid[..rng.random_range(0..valid.len())].to_vec(),
+                _ => {
+                    let mut flipped = valid.clone();
+                    for _ in 0..rng.random_range(1..4) {
+                        let at = rng.random_range(0..flipped.len());
+                        flipped[at] = rng.random();
+                    }
+                    flipped
+                }
+            };
+            if read_datum::<PaymentSubmitted>(schema, schema, &datum).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 4_000, "most corruptions are caught: {errors}");
+        // A first string claiming ~8 GiB (zigzag varint), then nothing.
+        let claims_gigabytes = [0xfe, 0xff, 0xff, 0xff, 0x3f];
+        assert!(read_datum::<PaymentSubmitted>(schema, schema, &claims_gigabytes).is_err());
+        eprintln!("5,000 corrupted datums in {:?}", started.elapsed());
+    }
+}
