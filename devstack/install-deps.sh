@@ -27,7 +27,11 @@ python3 -c "import yaml" 2>/dev/null || python_tools+=(pyyaml)
 st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" || python_tools+=("schemathesis==$SCHEMATHESIS_VERSION")
 if ((${#python_tools[@]})); then
   log "installing ${python_tools[*]} from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${python_tools[@]}"
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+  # A distribution's own Python (PEP 668) refuses pip; this machine kind's
+  # pyenv Python does not. The tools are test-only, so fall back rather than fail.
+  "${pip_install[@]}" "${python_tools[@]}" 2>/dev/null \
+    || "${pip_install[@]}" --break-system-packages "${python_tools[@]}"
   # pyenv, where Python comes from here, finds new commands through shims.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   command -v st >/dev/null 2>&1 || die "schemathesis installed, but its st command is not on the PATH"
