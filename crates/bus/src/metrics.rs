@@ -131,6 +131,17 @@ impl Metrics {
     }
 }
 
+/// A `/metrics` route's answer: [`render`] with Prometheus' content type.
+pub async fn exposition() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(),
+    )
+}
+
 /// The default registry in Prometheus text format, for a `/metrics` route.
 pub fn render() -> String {
     let mut buffer = Vec::new();

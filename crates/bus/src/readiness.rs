@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
@@ -97,5 +99,17 @@ impl Readiness {
             .map_err(|_| format!("no answer within {CHECK_TIMEOUT:?}"))?
             .map(drop)
             .map_err(|error| error.to_string())
+    }
+}
+
+/// `/readyz`: 200 when ready, else 503; the body names each check.
+impl IntoResponse for Report {
+    fn into_response(self) -> Response {
+        let status = if self.ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, axum::Json(self.checks)).into_response()
     }
 }

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::routing::get;
 use paystream_bus::{
     Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Readiness, Record, RegistryConfig,
@@ -209,20 +208,9 @@ impl Server {
             .route("/healthz", get(|| async { "ok" }))
             .route(
                 "/readyz",
-                get(move || async move {
-                    let report = readiness.check().await;
-                    let status = if report.ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (status, axum::Json(report.checks))
-                }),
+                get(move || async move { readiness.check().await }),
             )
-            .route(
-                "/metrics",
-                get(|| async { paystream_bus::metrics::render() }),
-            );
+            .route("/metrics", get(paystream_bus::metrics::exposition));
         let http = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let outbox = self.validator.outbox.clone();

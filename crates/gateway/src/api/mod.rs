@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use paystream_bus::Producer;
 use paystream_bus::Readiness;
@@ -32,27 +30,6 @@ pub(crate) fn db_error(error: sqlx::Error) -> Problem {
     Problem::unavailable("the gateway's database is unavailable", 1)
 }
 
-async fn ready(State(app): State<App>) -> Response {
-    let report = app.readiness.check().await;
-    let status = if report.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(report.checks)).into_response()
-}
-
-async fn metrics() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        paystream_bus::metrics::render(),
-    )
-        .into_response()
-}
-
 pub fn router(app: App, guard: Guard, body_limit: usize) -> Router {
     let payments = Router::new()
         .route("/v1/payments", post(payments::submit))
@@ -68,8 +45,11 @@ pub fn router(app: App, guard: Guard, body_limit: usize) -> Router {
             post(webhooks::card_transactions),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .route(
+            "/readyz",
+            get(|State(app): State<App>| async move { app.readiness.check().await }),
+        )
+        .route("/metrics", get(paystream_bus::metrics::exposition))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(crate::openapi::document()) }),
