@@ -130,6 +130,26 @@ pub enum BusError {
     ReplaySend(#[from] ProduceError),
 }
 
+/// Why a service built on the bus could not start, or stopped with an error:
+/// what every such service's `run` can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("schema registry: {0}")]
+    Registry(#[from] paystream_contract::RegistryError),
+    #[error(transparent)]
+    Listen(#[from] paystream_service_kit::BindError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("the consumer failed: {0}")]
+    Consumer(#[from] BusError),
+}
+
 /// Why a record could not be decoded, as the dead-letter headers name it.
 pub(crate) fn decode_class(error: &DecodeError) -> &'static str {
     match error {

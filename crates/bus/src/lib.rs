@@ -38,7 +38,7 @@ pub mod transactional;
 pub use config::{ConsumerArgs, KafkaConfig, RegistryConfig};
 pub use consumer::{Consumer, ConsumerSettings, Handler, Record, RecordMeta};
 pub use dead_letter::{DeadLetter, DeadLetterSink};
-pub use error::{BusError, HandlerError, ProduceError};
+pub use error::{BusError, HandlerError, ProduceError, ServiceError};
 pub use idempotent::{Idempotent, TransactionalHandler};
 pub use outbox::Outbox;
 pub use producer::{Delivery, Producer};

@@ -77,23 +77,7 @@ pub struct Config {
     pub consumer: ConsumerArgs,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("schema registry: {0}")]
-    Registry(#[from] paystream_contract::RegistryError),
-    #[error(transparent)]
-    Listen(#[from] paystream_service_kit::BindError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
-    #[error("the status consumer failed: {0}")]
-    StatusConsumer(#[from] paystream_bus::BusError),
-}
+pub use paystream_bus::ServiceError as StartError;
 
 pub struct Server {
     listener: TcpListener,
