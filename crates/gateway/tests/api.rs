@@ -70,16 +70,15 @@ async fn spawn_app_with(config: Config, registry: TestRegistry) -> TestApp {
 }
 
 async fn spawn_app() -> TestApp {
-    let kafka =
-        KafkaConfig::new(kafka::bootstrap()).with_topic_prefix(format!("{}.", unique("gw")));
-    for topic in [
+    let topics = [
         Topic::PaymentSubmitted,
         Topic::PaymentValidated,
         Topic::PaymentRejected,
         Topic::CardTransactionReceived,
-    ] {
-        kafka::create_topic(&kafka.bootstrap, &kafka.topic(topic), 3).await;
-    }
+    ]
+    .map(Topic::name);
+    let kafka = KafkaConfig::new(kafka::bootstrap())
+        .with_topic_prefix(kafka::namespace("gw", &topics, 3).await);
     let registry = TestRegistry::start().await;
     let database = fresh_database().await;
     spawn_app_with(config(kafka, &registry, &database.url), registry).await

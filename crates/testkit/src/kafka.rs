@@ -82,6 +82,16 @@ pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     config.create().unwrap()
 }
 
+/// A topic prefix no other test uses, with `names` created under it on the
+/// dev broker, `partitions` each: a test's own corner of the shared cluster.
+pub async fn namespace(label: &str, names: &[&str], partitions: i32) -> String {
+    let prefix = format!("{}.", crate::unique(label));
+    for name in names {
+        create_topic(&bootstrap(), &format!("{prefix}{name}"), partitions).await;
+    }
+    prefix
+}
+
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     let results = admin(bootstrap)
         .create_topics(

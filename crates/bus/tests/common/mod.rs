@@ -26,11 +26,9 @@ pub struct Env {
 impl Env {
     /// Topics under a prefix no other test uses, with `partitions` each.
     pub async fn new(partitions: i32) -> Self {
-        let kafka =
-            KafkaConfig::new(kafka::bootstrap()).with_topic_prefix(format!("{}.", unique("bus")));
-        for topic in [Topic::PaymentSubmitted, Topic::PaymentValidated] {
-            kafka::create_topic(&kafka.bootstrap, &kafka.topic(topic), partitions).await;
-        }
+        let topics = [Topic::PaymentSubmitted, Topic::PaymentValidated].map(Topic::name);
+        let kafka = KafkaConfig::new(kafka::bootstrap())
+            .with_topic_prefix(kafka::namespace("bus", &topics, partitions).await);
         let registry = TestRegistry::start().await;
         let codec = Codec::new(
             RegistryClient::new(&registry.url, Duration::from_secs(5)).unwrap(),

@@ -64,16 +64,15 @@ impl Pipeline {
         let sandbox_url = format!("http://{}", sandbox.local_addr());
         tokio::spawn(sandbox.run(shutdown.clone()));
 
-        let kafka =
-            KafkaConfig::new(kafka::bootstrap()).with_topic_prefix(format!("{}.", unique("val")));
-        for topic in [
+        let topics = [
             Topic::PaymentSubmitted,
             Topic::PaymentValidated,
             Topic::PaymentRejected,
             Topic::AmlAlertRaised,
-        ] {
-            kafka::create_topic(&kafka.bootstrap, &kafka.topic(topic), 3).await;
-        }
+        ]
+        .map(Topic::name);
+        let kafka = KafkaConfig::new(kafka::bootstrap())
+            .with_topic_prefix(kafka::namespace("val", &topics, 3).await);
         let registry = TestRegistry::start().await;
         let database = fresh_database().await;
         let mut config = <Defaults as clap::Parser>::parse_from(["test"]).config;
