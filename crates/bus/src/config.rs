@@ -196,6 +196,19 @@ fn parse_schedule_arg(text: &str) -> Result<RetrySchedule, String> {
     parse_schedule(text).map(RetrySchedule)
 }
 
+impl Default for ConsumerArgs {
+    /// The same defaults as the command line's.
+    fn default() -> Self {
+        Self {
+            ordering: "key".to_owned(),
+            max_in_flight: 100,
+            retry_schedule: RetrySchedule(RetryPolicy::default().delays),
+            drain_deadline_ms: 10_000,
+            topic_replication: 1,
+        }
+    }
+}
+
 impl ConsumerArgs {
     pub fn settings(&self, group: impl Into<String>) -> ConsumerSettings {
         let ordering = match self.ordering.as_str() {

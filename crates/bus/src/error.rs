@@ -115,6 +115,13 @@ pub enum BusError {
     DeadLetterTopic { topic: String, reason: String },
     #[error("topic {0} does not exist")]
     UnknownTopic(String),
+    #[error("consumer group {0} names no topic to consume")]
+    NoTopics(String),
+    #[error("records of {topic} do not decode into {event}")]
+    WrongEventType {
+        topic: paystream_contract::Topic,
+        event: &'static str,
+    },
     #[error("the consumer's poll thread failed: {0}")]
     PollThread(String),
     #[error("database: {0}")]
@@ -128,26 +135,6 @@ pub enum BusError {
     },
     #[error("replaying a dead letter: {0}")]
     ReplaySend(#[from] ProduceError),
-}
-
-/// Why a service built on the bus could not start, or stopped with an error:
-/// what every such service's `run` can fail on.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("schema registry: {0}")]
-    Registry(#[from] paystream_contract::RegistryError),
-    #[error(transparent)]
-    Listen(#[from] paystream_service_kit::BindError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
-    #[error("the consumer failed: {0}")]
-    Consumer(#[from] BusError),
 }
 
 /// Why a record could not be decoded, as the dead-letter headers name it.

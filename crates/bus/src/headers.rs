@@ -87,7 +87,7 @@ pub fn extract_context(list: &HeaderList) -> opentelemetry::Context {
 /// span's context when tracing exports OpenTelemetry spans; otherwise a child
 /// of `parent` (the record being handled), or a new trace. Every produced
 /// record carries one, whatever the process's telemetry setup.
-pub fn trace_headers(parent: Option<&HeaderList>) -> Vec<(&'static str, String)> {
+pub fn trace_headers(parent: Option<&HeaderList>) -> HeaderList {
     let current = tracing::Span::current().context();
     let span_context = if current.span().span_context().is_valid() {
         current.span().span_context().clone()
@@ -122,9 +122,29 @@ pub fn trace_headers(parent: Option<&HeaderList>) -> Vec<(&'static str, String)>
             carrier
                 .remove(name)
                 .filter(|value| !value.is_empty())
-                .map(|value| (name, value))
+                .map(|value| (name.to_owned(), value.into_bytes()))
         })
         .collect()
+}
+
+/// The headers naming an event and its place in a journey: `correlationId`,
+/// `causationId` and `eventId`, copied from its envelope so that tools can
+/// route and trace records without decoding them.
+pub fn identity(envelope: &paystream_contract::Envelope) -> HeaderList {
+    vec![
+        (
+            CORRELATION_ID.to_owned(),
+            envelope.correlation_id.clone().into_bytes(),
+        ),
+        (
+            CAUSATION_ID.to_owned(),
+            envelope.causation_id.clone().into_bytes(),
+        ),
+        (
+            EVENT_ID.to_owned(),
+            envelope.event_id.to_string().into_bytes(),
+        ),
+    ]
 }
 
 fn random_span_id() -> SpanId {
@@ -150,7 +170,7 @@ mod tests {
     #[test]
     fn a_record_without_a_trace_starts_a_new_sampled_one() {
         let headers = trace_headers(None);
-        let traceparent = &headers[0].1;
+        let traceparent = std::str::from_utf8(&headers[0].1).unwrap();
         assert_eq!(headers[0].0, TRACEPARENT);
         assert!(traceparent.starts_with("00-") && traceparent.ends_with("-01"));
         assert_eq!(traceparent.len(), 55);
@@ -163,7 +183,7 @@ mod tests {
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec(),
         )];
         let headers = trace_headers(Some(&parent));
-        let traceparent = &headers[0].1;
+        let traceparent = std::str::from_utf8(&headers[0].1).unwrap();
         assert_eq!(
             trace_id_of(traceparent),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")

@@ -20,6 +20,7 @@ pub(crate) struct Metrics {
     pub seconds_since_last_record: IntGaugeVec,
     pub outbox_published: IntCounterVec,
     pub outbox_publish_failures: IntCounter,
+    pub outbox_parked: IntCounterVec,
     pub outbox_oldest_pending_seconds: Gauge,
 }
 
@@ -29,17 +30,24 @@ pub(crate) static METRICS: LazyLock<Metrics> =
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let counter = IntCounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
-    // Registering fails only for a second registration of the same name,
-    // which the LazyLock rules out.
-    let _ = registry.register(Box::new(counter.clone()));
+    register(registry, name, counter.clone());
     counter
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let gauge = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
-    let _ = registry.register(Box::new(gauge.clone()));
+    register(registry, name, gauge.clone());
     gauge
+}
+
+/// Registers a collector. Registration fails only for a name registered
+/// twice: the metric still counts, it is just missing from `/metrics`, which
+/// is worth a loud log rather than a crash of the service.
+fn register(registry: &Registry, name: &str, collector: impl prometheus::core::Collector + 'static) {
+    if let Err(error) = registry.register(Box::new(collector)) {
+        tracing::error!(name, %error, "metric not registered; it will be missing from /metrics");
+    }
 }
 
 impl Metrics {
@@ -49,13 +57,21 @@ impl Metrics {
             "Age of the oldest outbox event not yet published, at the relay's last look (0: none waiting); it grows while the broker is unreachable",
         )
         .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
-        let _ = registry.register(Box::new(outbox_oldest_pending_seconds.clone()));
+        register(
+            registry,
+            "outbox_oldest_pending_seconds",
+            outbox_oldest_pending_seconds.clone(),
+        );
         let outbox_publish_failures = IntCounter::new(
             "paystream_bus_outbox_publish_failures_total",
             "Outbox relay passes that failed (database or broker); the events wait and are retried",
         )
         .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
-        let _ = registry.register(Box::new(outbox_publish_failures.clone()));
+        register(
+            registry,
+            "outbox_publish_failures",
+            outbox_publish_failures.clone(),
+        );
         const TG: &[&str] = &["topic", "group"];
         let handler_seconds = HistogramVec::new(
             HistogramOpts::new(
@@ -68,7 +84,7 @@ impl Metrics {
             TG,
         )
         .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
-        let _ = registry.register(Box::new(handler_seconds.clone()));
+        register(registry, "handler_seconds", handler_seconds.clone());
         Self {
             processed: counter(
                 registry,
@@ -126,20 +142,15 @@ impl Metrics {
                 &["topic"],
             ),
             outbox_publish_failures,
+            outbox_parked: counter(
+                registry,
+                "paystream_bus_outbox_parked_total",
+                "Outbox events the broker refused for good (or unreadable rows), set aside in bus_outbox_parked for an operator; alert on any",
+                &["topic"],
+            ),
             outbox_oldest_pending_seconds,
         }
     }
-}
-
-/// A `/metrics` route's answer: [`render`] with Prometheus' content type.
-pub async fn exposition() -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        render(),
-    )
 }
 
 /// The default registry in Prometheus text format, for a `/metrics` route.
@@ -166,6 +177,6 @@ pub fn register_histogram(
 ) -> HistogramVec {
     let histogram = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
-    let _ = prometheus::default_registry().register(Box::new(histogram.clone()));
+    register(prometheus::default_registry(), name, histogram.clone());
     histogram
 }

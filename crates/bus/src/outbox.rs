@@ -1,53 +1,61 @@
-//! The transactional outbox: events a handler decides to emit are written to
-//! the service's PostgreSQL in the same transaction as its effects, and a
-//! relay publishes them, deleting each row only after the broker acked it.
-//! A crash anywhere leaves either the decision and its events, or neither,
-//! and never two different decisions; a crash after the ack and before the
-//! delete sends a row again, with the same event id, which consumers dedupe.
-//! This is what Debezium's outbox does through change data capture, without
-//! a connector to run: brokers without transactions (nisshi) lose nothing.
+//! The transactional outbox: the events a handler stages are written to the
+//! service's PostgreSQL in the same transaction as its effects, and a relay
+//! publishes them, deleting each row only after the broker acked it. A crash
+//! anywhere leaves either the decision and its events, or neither; a crash
+//! after the ack and before the delete sends a row again with the same
+//! `eventId`, which idempotent consumers drop. This is what Debezium's outbox
+//! does through change data capture, without a connector to run: brokers
+//! without transactions (nisshi) lose nothing.
 //!
-//! Rows hold the record exactly as it will be sent (key, Confluent-framed
-//! value, headers), prepared by [`Producer::prepare`] inside the handler, so
-//! the envelope is stamped from the input (correlation, causation, a stable
-//! event id) and the trace continues the input's.
+//! The relay keeps each key's events in the order they were decided, with
+//! any number of replicas: a pass holds a transaction-scoped advisory lock,
+//! so one replica publishes at a time, and within a pass one key's rows are
+//! sent one after another, stopping at the first that fails. Each row has
+//! its own outcome: acked rows are deleted, a row the broker refuses for good
+//! (or that cannot be read) is moved to `bus_outbox_parked` with its error,
+//! counted and logged, and never blocks the rows behind it; a row that
+//! failed transiently waits for the next pass.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use paystream_contract::Event;
+use futures::future::join_all;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{HandlerError, ProduceError};
+use crate::handler::Staged;
 use crate::headers::HeaderList;
 use crate::metrics::METRICS;
-use crate::producer::Producer;
+use crate::producer::{Prepared, Producer};
 
-/// The table, for services that create it in their own migrations.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bus_outbox (
-    id         BIGSERIAL   PRIMARY KEY,
-    topic      TEXT        NOT NULL,
-    key        BYTEA,
-    value      BYTEA       NOT NULL,
-    headers    JSONB       NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)";
+/// Rows one pass publishes at most.
+const BATCH: i64 = 500;
 
-/// Creates the outbox table if it is missing.
-pub async fn install(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query(SCHEMA).execute(pool).await.map(drop)
-}
+/// The advisory lock relays of one database take while publishing
+/// ("paystrea" in ASCII: any constant will do, as long as it is one).
+const RELAY_LOCK: i64 = 0x7061_7973_7472_6561;
 
 /// Stages events in a transaction and wakes the relay once it commits.
 #[derive(Clone)]
 pub struct Outbox {
     producer: Producer,
     wake: Arc<Notify>,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub published: usize,
+    pub parked: usize,
+    /// Rows that failed transiently and stay for the next pass.
+    pub failed: usize,
+    /// Another relay held the lock: nothing was looked at.
+    pub busy: bool,
 }
 
 // Header values are bytes; base64 keeps any of them intact in JSONB.
@@ -60,20 +68,42 @@ fn headers_to_json(headers: &HeaderList) -> serde_json::Value {
     )
 }
 
-fn headers_from_json(value: &serde_json::Value) -> HeaderList {
-    value
+fn headers_from_json(value: &serde_json::Value) -> Result<HeaderList, String> {
+    let pairs = value
         .as_array()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    let name = pair.get(0)?.as_str()?;
-                    let value = BASE64.decode(pair.get(1)?.as_str()?).ok()?;
-                    Some((name.to_owned(), value))
-                })
-                .collect()
+        .ok_or_else(|| format!("headers are not a JSON array: {value}"))?;
+    pairs
+        .iter()
+        .map(|pair| {
+            let name = pair.get(0).and_then(|name| name.as_str());
+            let encoded = pair.get(1).and_then(|value| value.as_str());
+            match (name, encoded, pair.as_array().map(Vec::len)) {
+                (Some(name), Some(encoded), Some(2)) => BASE64
+                    .decode(encoded)
+                    .map(|bytes| (name.to_owned(), bytes))
+                    .map_err(|error| format!("header {name}: {error}")),
+                _ => Err(format!("header pair {pair} is not [name, base64]")),
+            }
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: serde_json::Value,
+}
+
+/// What became of one row in a pass.
+enum Outcome {
+    Acked,
+    Parked(String),
+    Failed(String),
+    /// Not sent: an earlier row of its key failed in this pass.
+    Held,
 }
 
 impl Outbox {
@@ -84,21 +114,18 @@ impl Outbox {
         }
     }
 
-    /// Writes `event` to the outbox inside `transaction`. Call inside a bus
-    /// handler so the envelope is stamped from the record being handled.
-    pub async fn stage<E: Event>(
+    pub(crate) fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// Writes a staged event to the outbox inside `transaction`.
+    pub(crate) async fn stage(
         &self,
         transaction: &mut PgConnection,
-        event: E,
+        event: Staged,
     ) -> Result<(), HandlerError> {
-        let prepared = self.producer.prepare(event).await?;
-        sqlx::query("INSERT INTO bus_outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)")
-            .bind(&prepared.topic)
-            .bind(&prepared.key)
-            .bind(&prepared.value)
-            .bind(headers_to_json(&prepared.headers))
-            .execute(transaction)
-            .await?;
+        let prepared = self.producer.prepare_staged(event).await?;
+        insert(transaction, &prepared).await?;
         Ok(())
     }
 
@@ -108,28 +135,28 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Publishes staged events until `shutdown`, in staging order, deleting
-    /// each batch once every record in it is acked. Safe to run in several
-    /// instances: each batch is locked while it is sent. Database and broker
-    /// failures are retried with back-off; rows wait in the table meanwhile.
+    /// Publishes staged events until `shutdown`. Database and broker failures
+    /// are retried with back-off; rows wait in the table meanwhile.
     pub async fn relay(&self, pool: PgPool, poll: Duration, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.publish_batch(&pool).await {
-                Ok(sent) if sent > 0 => {
+            let wait = match self.publish_batch(&pool).await {
+                Ok(pass) if pass.published + pass.parked > 0 && pass.failed == 0 => {
                     backoff = Duration::from_millis(100);
                     continue;
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish; will retry");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
+                Ok(pass) if pass.failed == 0 => None,
+                Ok(pass) => Some(format!("{} rows not acknowledged", pass.failed)),
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(reason) = wait {
+                tracing::warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish everything; will retry");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return,
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -137,74 +164,165 @@ impl Outbox {
                 () = shutdown.cancelled() => {
                     // One last pass for what committed just before shutdown;
                     // whatever it leaves is sent by the next start.
-                    let _ = self.publish_batch(&pool).await;
+                    if let Err(error) = self.publish_batch(&pool).await {
+                        tracing::warn!(%error, "last outbox pass failed; the rows wait for the next start");
+                    }
                     return;
                 }
             }
         }
     }
 
-    /// Sends up to one batch; returns how many rows it published.
-    pub async fn publish_batch(&self, pool: &PgPool) -> Result<usize, PublishError> {
-        let published = self.try_publish_batch(pool).await;
-        if published.is_err() {
+    /// One pass over up to one batch of rows.
+    pub async fn publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
+        let pass = self.try_publish_batch(pool).await;
+        if pass.as_ref().map_or(true, |pass| pass.failed > 0) {
             METRICS.outbox_publish_failures.inc();
         }
-        published
+        pass
     }
 
-    async fn try_publish_batch(&self, pool: &PgPool) -> Result<usize, PublishError> {
+    async fn try_publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
         let mut transaction = pool.begin().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, topic, key, value, headers,
-                    EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8
-             FROM bus_outbox ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *transaction)
+            .await?;
+        if !locked {
+            return Ok(Pass {
+                busy: true,
+                ..Pass::default()
+            });
+        }
+        let oldest: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 FROM bus_outbox",
         )
-        .fetch_all(&mut *transaction)
+        .fetch_one(&mut *transaction)
         .await?;
-        // The first row is the oldest waiting (ids follow commit order
-        // closely enough for an alarm); rows other relays hold are skipped.
         METRICS
             .outbox_oldest_pending_seconds
-            .set(rows.first().map_or(0.0, |row| row.5.max(0.0)));
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let headers: Vec<HeaderList> = rows.iter().map(|row| headers_from_json(&row.4)).collect();
-        // Enqueued in id order; the idempotent producer keeps that order per
-        // partition, so a key's events stay in the order they were decided.
-        futures::future::try_join_all(rows.iter().zip(&headers).map(
-            |((_, topic, key, value, _, _), headers)| {
-                self.producer
-                    .send_raw(topic, key.as_deref(), value, headers)
-            },
-        ))
+            .set(oldest.unwrap_or(0.0).max(0.0));
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, topic, key, value, headers FROM bus_outbox ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
         .await?;
-        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+        if rows.is_empty() {
+            return Ok(Pass::default());
+        }
+        let outcomes = self.send_in_key_order(&rows).await;
+        let mut pass = Pass::default();
+        let mut acked = Vec::new();
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Acked => {
+                    acked.push(row.id);
+                    METRICS
+                        .outbox_published
+                        .with_label_values(&[row.topic.as_str()])
+                        .inc();
+                }
+                Outcome::Parked(error) => {
+                    park(&mut transaction, row.id, &error).await?;
+                    METRICS
+                        .outbox_parked
+                        .with_label_values(&[row.topic.as_str()])
+                        .inc();
+                    tracing::error!(outbox_id = row.id, topic = %row.topic, %error, "outbox row refused for good; parked in bus_outbox_parked");
+                    pass.parked += 1;
+                }
+                Outcome::Failed(error) => {
+                    sqlx::query(
+                        "UPDATE bus_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                    )
+                    .bind(row.id)
+                    .bind(&error)
+                    .execute(&mut *transaction)
+                    .await?;
+                    pass.failed += 1;
+                }
+                Outcome::Held => pass.failed += 1,
+            }
+        }
+        pass.published = acked.len();
         sqlx::query("DELETE FROM bus_outbox WHERE id = ANY($1)")
-            .bind(&ids)
+            .bind(&acked)
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        for row in &rows {
-            METRICS
-                .outbox_published
-                .with_label_values(&[row.1.as_str()])
-                .inc();
+        Ok(pass)
+    }
+
+    /// Sends the rows, each key's one at a time in id order and the keys
+    /// side by side; the outcomes come back in the rows' order.
+    async fn send_in_key_order(&self, rows: &[Row]) -> Vec<Outcome> {
+        let mut by_key: BTreeMap<(&str, Option<&[u8]>), Vec<usize>> = BTreeMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            by_key
+                .entry((row.topic.as_str(), row.key.as_deref()))
+                .or_default()
+                .push(index);
         }
-        Ok(rows.len())
+        let sends = by_key.into_values().map(|indices| async move {
+            let mut outcomes = Vec::with_capacity(indices.len());
+            let mut blocked = false;
+            for index in indices {
+                let outcome = if blocked {
+                    Outcome::Held
+                } else {
+                    self.send(&rows[index]).await
+                };
+                blocked |= matches!(outcome, Outcome::Failed(_));
+                outcomes.push((index, outcome));
+            }
+            outcomes
+        });
+        let mut outcomes: Vec<(usize, Outcome)> = join_all(sends).await.into_iter().flatten().collect();
+        outcomes.sort_by_key(|(index, _)| *index);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    async fn send(&self, row: &Row) -> Outcome {
+        let headers = match headers_from_json(&row.headers) {
+            Ok(headers) => headers,
+            Err(error) => return Outcome::Parked(format!("unreadable headers: {error}")),
+        };
+        match self
+            .producer
+            .send_raw(&row.topic, row.key.as_deref(), &row.value, &headers)
+            .await
+        {
+            Ok(_) => Outcome::Acked,
+            Err(error) if error.is_transient() => Outcome::Failed(error.to_string()),
+            Err(error) => Outcome::Parked(error.to_string()),
+        }
     }
 }
 
-/// id, topic, key, value, headers, age in seconds.
-type OutboxRow = (
-    i64,
-    String,
-    Option<Vec<u8>>,
-    Vec<u8>,
-    serde_json::Value,
-    f64,
-);
+async fn insert(transaction: &mut PgConnection, prepared: &Prepared) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO bus_outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)")
+        .bind(&prepared.topic)
+        .bind(&prepared.key)
+        .bind(&prepared.value)
+        .bind(headers_to_json(&prepared.headers))
+        .execute(transaction)
+        .await
+        .map(drop)
+}
+
+async fn park(transaction: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH moved AS (DELETE FROM bus_outbox WHERE id = $1 RETURNING *)
+         INSERT INTO bus_outbox_parked (id, topic, key, value, headers, created_at, attempts, error)
+         SELECT id, topic, key, value, headers, created_at, attempts + 1, $2 FROM moved",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(transaction)
+    .await
+    .map(drop)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -226,6 +344,19 @@ mod tests {
             ("correlationId".into(), b"repeated".to_vec()),
             ("binary".into(), vec![0, 159, 146, 150, 255]),
         ];
-        assert_eq!(headers_from_json(&headers_to_json(&headers)), headers);
+        assert_eq!(headers_from_json(&headers_to_json(&headers)), Ok(headers));
+    }
+
+    #[test]
+    fn malformed_header_pairs_are_an_error_not_dropped() {
+        for bad in [
+            serde_json::json!({"a": "b"}),
+            serde_json::json!([["name"]]),
+            serde_json::json!([["name", "not base64!"]]),
+            serde_json::json!([[1, "AA=="]]),
+            serde_json::json!([["a", "AA==", "extra"]]),
+        ] {
+            assert!(headers_from_json(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::try_join_all;
-use paystream_contract::{Codec, Event};
+use paystream_contract::{Codec, Event, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tracing::Instrument;
@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::config::KafkaConfig;
 use crate::error::ProduceError;
 use crate::headers::{self, HeaderList};
-use crate::scope::RecordScope;
+use crate::handler::Staged;
 
 /// Where an acknowledged record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,17 +89,13 @@ impl Producer {
     }
 
     /// Encodes `event` through the schema registry and writes it keyed by its
-    /// partition key, returning once the broker acknowledged it. Inside a
-    /// handler the envelope is stamped from the input record (see
-    /// [`crate::scope`]); outside one it is sent as built.
+    /// partition key, returning once the broker acknowledged it. For events
+    /// that start or continue a journey outside a consumer (an API request, a
+    /// webhook): the envelope must already carry its correlation. Inside a
+    /// handler, events are staged with `Context::emit` instead.
     pub async fn send<E: Event>(&self, event: E) -> Result<Delivery, ProduceError> {
         let prepared = self.prepare(event).await?;
-        // Inside a transactional consumer's handler the record joins the
-        // consumer's open transaction, whichever producer the handler holds.
-        match RecordScope::with_current(RecordScope::transactional_producer).flatten() {
-            Some(transactional) => transactional.enqueue(&prepared).await,
-            None => self.enqueue(&prepared).await,
-        }
+        self.enqueue(&prepared).await
     }
 
     /// Sends `events` in order (per partition, the broker keeps that order)
@@ -118,15 +114,11 @@ impl Producer {
         try_join_all(prepared.iter().map(|record| self.enqueue(record))).await
     }
 
-    /// Stamps, encodes and adds headers, without sending.
+    /// Names this service as the producer, encodes and adds headers, without
+    /// sending. The trace continues the current span's, or starts.
     pub async fn prepare<E: Event>(&self, mut event: E) -> Result<Prepared, ProduceError> {
-        let contract_topic = E::TOPIC.name();
-        let topic = format!("{}{contract_topic}", self.topic_prefix);
         event.envelope_mut().producer = self.name.to_string();
-        let parent = RecordScope::with_current(|scope| {
-            scope.stamp(contract_topic, event.envelope_mut());
-            scope.headers.clone()
-        });
+        let topic = self.topic_name(E::TOPIC);
         let envelope = event.envelope();
         if envelope.correlation_id.is_empty() {
             return Err(ProduceError::MissingCorrelation {
@@ -134,20 +126,8 @@ impl Producer {
                 event_id: envelope.event_id,
             });
         }
-        let mut list: HeaderList = vec![
-            (
-                headers::CORRELATION_ID.to_owned(),
-                envelope.correlation_id.clone().into_bytes(),
-            ),
-            (
-                headers::CAUSATION_ID.to_owned(),
-                envelope.causation_id.clone().into_bytes(),
-            ),
-            (
-                headers::EVENT_ID.to_owned(),
-                envelope.event_id.to_string().into_bytes(),
-            ),
-        ];
+        let mut list = headers::identity(envelope);
+        list.extend(headers::trace_headers(None));
         let span = tracing::info_span!(
             "produce",
             otel.kind = "producer",
@@ -156,25 +136,36 @@ impl Producer {
             correlation_id = %envelope.correlation_id,
             event_id = %envelope.event_id,
         );
-        async {
-            list.extend(
-                headers::trace_headers(parent.as_ref())
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value.into_bytes())),
-            );
-            let value = self.codec.encode(&event).await?;
-            Ok(Prepared {
-                key: event.partition_key().as_bytes().to_vec(),
-                topic,
-                value,
-                headers: list,
-            })
-        }
-        .instrument(span)
-        .await
+        let value = self.codec.encode(&event).instrument(span).await?;
+        Ok(Prepared {
+            key: event.partition_key().as_bytes().to_vec(),
+            topic,
+            value,
+            headers: list,
+        })
     }
 
-    async fn enqueue(&self, record: &Prepared) -> Result<Delivery, ProduceError> {
+    /// An event a handler staged, encoded and ready to write.
+    pub(crate) async fn prepare_staged(&self, staged: Staged) -> Result<Prepared, ProduceError> {
+        let value = staged.encode(&self.codec).await?;
+        Ok(Prepared {
+            topic: self.topic_name(staged.topic),
+            key: staged.key,
+            value,
+            headers: staged.headers,
+        })
+    }
+
+    /// The name of `topic` on this cluster (with the configured prefix).
+    pub fn topic_name(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.name())
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) async fn enqueue(&self, record: &Prepared) -> Result<Delivery, ProduceError> {
         self.send_raw(
             &record.topic,
             Some(&record.key),

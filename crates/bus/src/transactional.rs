@@ -17,9 +17,11 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use paystream_contract::{Codec, Event};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::OwnedMessage;
@@ -29,12 +31,12 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
-use crate::consumer::{ConsumerSettings, Handler, Record, RecordMeta};
+use crate::consumer::{ConsumerSettings, Record, RecordMeta};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
-use crate::error::{BusError, HandlerError, decode_class};
+use crate::error::{BusError, HandlerError, ProduceError, decode_class};
 use crate::headers;
 use crate::producer::Producer;
-use crate::scope::RecordScope;
+use crate::handler::{Context, Handler};
 
 /// Most records one transaction covers.
 const MAX_BATCH: usize = 500;
@@ -222,11 +224,20 @@ impl<E: Event> TransactionalConsumer<E> {
             Err(error) if error.is_transient() => return Outcome::Retry(error.to_string()),
             Err(error) => (decode_class(&error), error.to_string()),
             Ok(event) => {
-                let scope = RecordScope::new(Some(event.envelope().clone()), list.clone())
-                    .sending_through(producer.clone());
-                let meta = RecordMeta::of(record, list, group.into(), attempt);
-                match scope.run(handler.handle(Record { event, meta })).await {
-                    Ok(()) => return Outcome::Done,
+                let mut ctx = Context::new(None, event.envelope().clone(), list.clone(), producer.name());
+                let meta = RecordMeta::of(record, E::TOPIC, list, group.into(), attempt);
+                let handled = AssertUnwindSafe(handler.handle(Record { event, meta }, &mut ctx))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(HandlerError::permanent("the handler panicked")));
+                match handled.and(Ok(ctx)) {
+                    // The outputs join the open transaction: they are visible
+                    // exactly when the input offsets move past the record.
+                    Ok(ctx) => match send_staged(producer, ctx).await {
+                        Ok(()) => return Outcome::Done,
+                        Err(error) if error.is_transient() => return Outcome::Retry(error.to_string()),
+                        Err(error) => ("handler", error.to_string()),
+                    },
                     Err(HandlerError::Transient(reason)) => {
                         if self.settings.retry.delay_after(attempt).is_some() {
                             return Outcome::Retry(reason);
@@ -249,6 +260,15 @@ impl<E: Event> TransactionalConsumer<E> {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn send_staged(producer: &Producer, ctx: Context) -> Result<(), ProduceError> {
+    let (_, staged) = ctx.into_parts();
+    for event in staged {
+        let prepared = producer.prepare_staged(event).await?;
+        producer.enqueue(&prepared).await?;
+    }
+    Ok(())
+}
 
 fn abort(producer: &Producer) {
     if let Err(error) = producer.transactions().abort_transaction(TIMEOUT) {

@@ -53,11 +53,15 @@ impl Envelope {
         }
     }
 
-    /// For an event built inside a bus handler: the bus producer fills in the
-    /// correlation, causation and a stable event id from the record being
-    /// handled, so the handler need not. Sent outside a handler, it is refused.
-    pub fn pending() -> Self {
-        Self::first("", "", "")
+    /// The envelope of the `n`-th event to `topic` produced while handling
+    /// `cause`: same correlation, caused by `cause`, and an id derived from
+    /// `cause`'s (a name-based UUID), so handling the same input again gives
+    /// the same ids and consumers downstream can drop the repeat.
+    pub fn derived(cause: &Envelope, topic: Topic, n: u32, producer: impl Into<String>) -> Self {
+        Self {
+            event_id: derived_event_id(cause.event_id, topic, n),
+            ..Self::caused_by(cause, producer)
+        }
     }
 
     /// The envelope of an event produced while handling `cause`: same
@@ -69,6 +73,12 @@ impl Envelope {
             producer,
         )
     }
+}
+
+/// A name-based (v5) UUID in the input event's namespace: the same input,
+/// topic and position always give the same id.
+pub fn derived_event_id(input: Uuid, topic: Topic, n: u32) -> Uuid {
+    Uuid::new_v5(&input, format!("{}#{n}", topic.name()).as_bytes())
 }
 
 /// Avro `timestamp-millis`: a long of milliseconds since the Unix epoch, UTC.

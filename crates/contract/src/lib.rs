@@ -3,6 +3,8 @@
 //! - [`topic`]: topic names in one place, and each topic's Avro schema from
 //!   `schemas/` (compiled in).
 //! - [`events`]: the Rust type of every event, each carrying an [`Envelope`].
+//! - [`inbound`]: what consumers decode into: one event type, or [`AnyEvent`]
+//!   for a group that reads several topics.
 //!   Money is always `amount_minor: i64` plus an ISO 4217 `currency`.
 //! - [`codec`]: the Confluent wire format through a schema registry, subject
 //!   `{topic}-value`, with typed errors that say whether a failure is worth retrying.
@@ -11,12 +13,14 @@
 
 pub mod codec;
 pub mod events;
+pub mod inbound;
 pub mod money;
 pub mod samples;
 pub mod topic;
 
 pub use codec::{Codec, DecodeError, EncodeError, Registration, RegistryClient, RegistryError};
 pub use events::*;
+pub use inbound::{AnyEvent, Inbound};
 pub use topic::{Topic, dead_letter_topic};
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paystream_bus::{ConsumerArgs, KafkaConfig, Producer, Readiness, RegistryConfig};
-use sqlx::postgres::PgPoolOptions;
-use tokio::net::TcpListener;
+use paystream_bus::{ConsumerArgs, KafkaConfig, RegistryConfig};
+use paystream_contract::AnyEvent;
+use paystream_service_kit::Service;
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "gateway";
@@ -77,24 +77,25 @@ pub struct Config {
     pub consumer: ConsumerArgs,
 }
 
-pub use paystream_bus::ServiceError as StartError;
+pub use paystream_service_kit::ServiceError as StartError;
 
 pub struct Server {
-    listener: TcpListener,
-    router: axum::Router,
-    status: status::StatusFeed,
+    service: Service,
 }
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let pool = PgPoolOptions::new()
+        let mut service = Service::builder(SERVICE, config.listen)
+            .database(&config.database_url, &store::MIGRATOR)
             .max_connections(16)
-            .connect(&config.database_url)
+            .kafka(&config.kafka, &config.registry, &config.consumer)
+            .build()
             .await?;
+        let pool = service
+            .pool()
+            .cloned()
+            .ok_or_else(|| StartError::Config("the gateway needs its database".into()))?;
         let store = store::Store::new(pool);
-        store.migrate().await?;
-        let codec = config.registry.codec()?;
-        let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
         let keys = if config.api_keys.is_empty() {
             tracing::warn!("no PAYSTREAM_GATEWAY_API_KEYS: accepting only the development key");
             auth::ApiKeys::dev()
@@ -103,52 +104,29 @@ impl Server {
         };
         let app = api::App {
             store: store.clone(),
-            producer: producer.clone(),
+            producer: service.producer().clone(),
             ack_timeout: Duration::from_millis(config.accept_timeout_ms),
             webhook_secret: config
                 .webhook_secret
                 .as_ref()
                 .map(|secret| Arc::from(secret.as_bytes())),
-            readiness: Readiness::new(&config.kafka, &config.registry, store.pool().clone())?,
         };
-        let router = api::router(
+        service.routes(api::router(
             app,
             auth::Guard::new(keys, config.rate_limit_per_client),
             config.body_limit,
-        );
-        let listener = paystream_service_kit::bind(config.listen).await?;
-        let status = status::StatusFeed {
-            kafka: config.kafka.clone(),
-            consumer: config.consumer.clone(),
-            codec,
-            dead_letters: Arc::new(producer),
-            store,
-        };
-        Ok(Self {
-            listener,
-            router,
-            status,
-        })
+        ));
+        service.consume::<AnyEvent, _>(status::GROUP, status::TOPICS, status::StatusFeed);
+        Ok(Self { service })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        paystream_service_kit::local_addr(&self.listener)
+        self.service.local_addr()
     }
 
-    /// Serves until `shutdown`, with the status consumer beside the API.
+    /// Serves the API and keeps the status read model up to date until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        tracing::info!(addr = %self.local_addr(), "gateway listening");
-        let status = tokio::spawn(self.status.run(shutdown.clone()));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(StartError::Serve);
-        shutdown.cancel();
-        let consumed = match status.await {
-            Ok(result) => result.map_err(StartError::from),
-            Err(_) => Ok(()),
-        };
-        served.and(consumed)
+        self.service.run(shutdown).await
     }
 }
 

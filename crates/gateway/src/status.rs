@@ -1,92 +1,46 @@
-//! Keeps the payment status read model up to date from the pipeline's topics.
-//! Updates are naturally idempotent (a status only moves forward), so plain
-//! at-least-once consumption is enough.
+//! Keeps the payment status read model up to date from the pipeline's topics:
+//! one consumer group over every topic that moves a payment on. A status
+//! only moves forward (by rank), so events arriving out of order across
+//! topics never move a payment back.
 
-use std::sync::Arc;
+use paystream_bus::{Context, Handler, HandlerError, Record};
+use paystream_contract::{AnyEvent, Topic};
 
-use paystream_bus::{
-    BusError, Consumer, ConsumerArgs, DeadLetterSink, HandlerError, KafkaConfig, Record,
-};
-use paystream_contract::{Codec, Event, PaymentRejected, PaymentValidated};
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-use crate::store::{Status, Store};
+use crate::store::{self, Status};
 
 pub const GROUP: &str = "gateway-status";
 
-/// The consumers of the status read model, ready to run beside the API.
-pub struct StatusFeed {
-    pub kafka: KafkaConfig,
-    pub consumer: ConsumerArgs,
-    pub codec: Codec,
-    pub dead_letters: Arc<dyn DeadLetterSink>,
-    pub store: Store,
-}
+/// The topics the read model follows.
+pub const TOPICS: [Topic; 2] = [Topic::PaymentValidated, Topic::PaymentRejected];
 
-/// What an event says about its payment's status.
-trait StatusEvent: Event {
-    fn payment_id(&self) -> Uuid;
-    fn status(&self) -> (Status, Option<(&str, &str)>);
-}
+pub struct StatusFeed;
 
-impl StatusEvent for PaymentValidated {
-    fn payment_id(&self) -> Uuid {
-        self.payment_id
-    }
-    fn status(&self) -> (Status, Option<(&str, &str)>) {
-        (Status::Validated, None)
-    }
-}
-
-impl StatusEvent for PaymentRejected {
-    fn payment_id(&self) -> Uuid {
-        self.payment_id
-    }
-    fn status(&self) -> (Status, Option<(&str, &str)>) {
-        (
-            Status::Rejected,
-            Some((&self.reason_code, &self.reason_text)),
+impl Handler<AnyEvent> for StatusFeed {
+    async fn handle(&self, record: Record<AnyEvent>, ctx: &mut Context) -> Result<(), HandlerError> {
+        let correlation_id = ctx.input().correlation_id.clone();
+        let (payment_id, status, reason) = match &record.event {
+            AnyEvent::PaymentValidated(event) => (event.payment_id, Status::Validated, None),
+            AnyEvent::PaymentRejected(event) => (
+                event.payment_id,
+                Status::Rejected,
+                Some((event.reason_code.as_str(), event.reason_text.as_str())),
+            ),
+            other => {
+                return Err(HandlerError::permanent(format!(
+                    "the status read model does not follow {}",
+                    other.topic()
+                )));
+            }
+        };
+        store::upsert_status(
+            ctx.tx().await?,
+            payment_id,
+            &correlation_id,
+            status,
+            reason.map(|(code, _)| code),
+            reason.map(|(_, text)| text),
         )
-    }
-}
-
-impl StatusFeed {
-    async fn follow<E: StatusEvent>(&self, shutdown: CancellationToken) -> Result<(), BusError> {
-        let store = self.store.clone();
-        Consumer::<E>::new(
-            self.kafka.clone(),
-            self.consumer.settings(GROUP),
-            self.codec.clone(),
-            self.dead_letters.clone(),
-        )
-        .run(
-            move |record: Record<E>| {
-                let store = store.clone();
-                async move {
-                    let event = record.event;
-                    let (status, reason) = event.status();
-                    store
-                        .record_status(
-                            event.payment_id(),
-                            &event.envelope().correlation_id,
-                            status,
-                            reason,
-                        )
-                        .await
-                        .map_err(HandlerError::from)
-                }
-            },
-            shutdown,
-        )
-        .await
-    }
-
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
-        let (validated, rejected) = tokio::join!(
-            self.follow::<PaymentValidated>(shutdown.clone()),
-            self.follow::<PaymentRejected>(shutdown),
-        );
-        validated.and(rejected)
+        .await?;
+        Ok(())
     }
 }

@@ -5,6 +5,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The gateway's tables; the runtime adds its own.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
@@ -65,10 +68,6 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await
     }
 
     pub async fn idempotency(
@@ -150,24 +149,6 @@ impl Store {
         tx.commit().await
     }
 
-    pub async fn record_status(
-        &self,
-        payment_id: Uuid,
-        correlation_id: &str,
-        status: Status,
-        reason: Option<(&str, &str)>,
-    ) -> Result<(), sqlx::Error> {
-        upsert_status(
-            &self.pool,
-            payment_id,
-            correlation_id,
-            status,
-            reason.map(|(code, _)| code),
-            reason.map(|(_, text)| text),
-        )
-        .await
-    }
-
     /// The status of a payment the client submitted; None for anyone else's.
     pub async fn status(
         &self,
@@ -206,7 +187,7 @@ impl Store {
     }
 }
 
-async fn upsert_status<'e>(
+pub(crate) async fn upsert_status<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     payment_id: Uuid,
     correlation_id: &str,

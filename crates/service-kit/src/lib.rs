@@ -1,10 +1,20 @@
-//! Scaffolding shared by every Paystream binary.
+//! The service runtime every Paystream service is built on ([`Service`]):
+//! database pool and migrations, the HTTP server with `/healthz`, `/readyz`
+//! and `/metrics`, the consumers, the outbox relay and graceful shutdown;
+//! and the small pieces binaries share (signals, listeners, a token bucket).
 
+mod error;
+pub mod http;
 mod listener;
 mod rate;
+pub mod readiness;
+pub mod runtime;
 
+pub use error::ServiceError;
 pub use listener::{BindError, bind, local_addr};
 pub use rate::TokenBucket;
+pub use readiness::Readiness;
+pub use runtime::{Running, Service, ServiceBuilder};
 
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +41,10 @@ async fn wait_for_signal() -> &'static str {
         },
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT will stop this process");
-            let _ = tokio::signal::ctrl_c().await;
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for SIGINT either; only SIGKILL will stop this process");
+                std::future::pending::<()>().await;
+            }
             "SIGINT"
         }
     }
@@ -39,6 +52,9 @@ async fn wait_for_signal() -> &'static str {
 
 #[cfg(not(unix))]
 async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::error!(%error, "cannot listen for ctrl-c");
+        std::future::pending::<()>().await;
+    }
     "ctrl-c"
 }

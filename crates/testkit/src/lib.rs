@@ -15,6 +15,7 @@
 
 pub mod kafka;
 pub mod nisshi;
+pub mod pipeline;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -106,7 +106,7 @@ async fn run(
     }
 
     let shutdown = CancellationToken::new();
-    let server = paystream_validation::Server::build(&config).await.unwrap();
+    let server = paystream_validation::build(&config).await.unwrap();
     let task = tokio::spawn(server.run(shutdown.clone()));
     let pool = PgPool::connect(&database.url).await.unwrap();
     // The clock starts at the first decision, so group join is not counted.

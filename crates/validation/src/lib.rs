@@ -11,16 +11,11 @@ pub mod screening;
 pub mod validator;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
-use paystream_bus::{
-    Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Readiness, Record, RegistryConfig,
-};
+use paystream_bus::{ConsumerArgs, KafkaConfig, RegistryConfig};
 use paystream_contract::PaymentSubmitted;
-use sqlx::postgres::PgPoolOptions;
-use tokio::net::TcpListener;
+use paystream_service_kit::Service;
 use tokio_util::sync::CancellationToken;
 
 use crate::providers::{ProviderClient, ProviderSettings};
@@ -30,7 +25,7 @@ pub const GROUP: &str = "validation";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address of /healthz and /metrics.
+    /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
         env = "PAYSTREAM_VALIDATION_LISTEN",
@@ -129,100 +124,34 @@ impl Config {
     }
 }
 
-pub use paystream_bus::ServiceError as StartError;
+pub use paystream_service_kit::ServiceError as StartError;
 
-pub struct Server {
-    listener: TcpListener,
-    validator: validator::Validator,
-    consumer: Consumer<PaymentSubmitted>,
-    pool: sqlx::PgPool,
-    readiness: Readiness,
-}
+/// The service's tables (decisions, the screening audit); the runtime adds its own.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-impl Server {
-    pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(32)
-            .connect(&config.database_url)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        paystream_bus::outbox::install(&pool).await?;
-        let codec = config.registry.codec()?;
-        let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
-        let settings = config.provider_settings();
-        let validator = validator::Validator {
-            pool: pool.clone(),
-            outbox: Outbox::new(producer.clone()),
-            rules: config.rules.clone(),
-            ip_intelligence: ProviderClient::new(
-                "ip-intelligence",
-                &config.ip_intelligence_url,
-                settings.clone(),
-            ),
-            aml: ProviderClient::new("aml", &config.aml_url, settings),
-            screening_bound: Duration::from_millis(config.screening_bound_ms),
-        };
-        let consumer = Consumer::<PaymentSubmitted>::new(
-            config.kafka.clone(),
-            config.consumer.settings(GROUP),
-            codec,
-            Arc::new(producer),
-        );
-        let readiness = Readiness::new(&config.kafka, &config.registry, pool.clone())?;
-        let listener = paystream_service_kit::bind(config.listen).await?;
-        Ok(Self {
-            listener,
-            validator,
-            consumer,
-            pool,
-            readiness,
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        paystream_service_kit::local_addr(&self.listener)
-    }
-
-    /// Consumes, relays the outbox and serves /healthz, /readyz and /metrics until
-    /// `shutdown`; the consumer drains and commits before this returns.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        tracing::info!(addr = %self.local_addr(), "validation serving health and metrics");
-        let readiness = self.readiness;
-        let router = axum::Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route(
-                "/readyz",
-                get(move || async move { readiness.check().await }),
-            )
-            .route("/metrics", get(paystream_bus::metrics::exposition));
-        let http = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let outbox = self.validator.outbox.clone();
-        let relay = outbox.relay(
-            self.pool.clone(),
-            Duration::from_millis(500),
-            shutdown.clone(),
-        );
-        let validator = self.validator;
-        let consume = self.consumer.run(
-            move |record: Record<PaymentSubmitted>| {
-                let validator = validator.clone();
-                async move { validator.handle(record).await }
-            },
-            shutdown.clone(),
-        );
-        let (http, (), consumed) = tokio::join!(http, relay, async {
-            let result = consume.await;
-            // The consumer ends only on shutdown or a fatal error; either way
-            // the rest of the service stops with it.
-            shutdown.cancel();
-            result
-        });
-        http.map_err(StartError::Serve)?;
-        consumed.map_err(StartError::from)
-    }
+/// The service, wired and bound, ready to run: one consumer group over
+/// `payment.submitted`, deciding each payment once through the outbox.
+pub async fn build(config: &Config) -> Result<Service, StartError> {
+    let mut service = Service::builder(SERVICE, config.listen)
+        .database(&config.database_url, &MIGRATOR)
+        .kafka(&config.kafka, &config.registry, &config.consumer)
+        .build()
+        .await?;
+    let settings = config.provider_settings();
+    let validator = validator::Validator {
+        rules: config.rules.clone(),
+        ip_intelligence: ProviderClient::new(
+            "ip-intelligence",
+            &config.ip_intelligence_url,
+            settings.clone(),
+        ),
+        aml: ProviderClient::new("aml", &config.aml_url, settings),
+        screening_bound: Duration::from_millis(config.screening_bound_ms),
+    };
+    service.consume::<PaymentSubmitted, _>(GROUP, [], validator);
+    Ok(service)
 }
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    Server::build(&config).await?.run(shutdown).await
+    build(&config).await?.run(shutdown).await
 }

@@ -19,6 +19,7 @@ pub const CORRIDOR_NOT_ALLOWED: &str = "CORRIDOR_NOT_ALLOWED";
 pub const AMOUNT_LIMIT_EXCEEDED: &str = "AMOUNT_LIMIT_EXCEEDED";
 pub const TRAVEL_RULE_INCOMPLETE: &str = "TRAVEL_RULE_INCOMPLETE";
 pub const UNSUPPORTED_CURRENCY: &str = "UNSUPPORTED_CURRENCY";
+pub const INVALID_AMOUNT: &str = "INVALID_AMOUNT";
 
 fn minor_units(currency: &str, amount: &str) -> Result<i64, String> {
     let exponent = iso_currency::Currency::from_code(currency)
@@ -125,6 +126,17 @@ pub struct Rules {
 
 impl Rules {
     pub fn check(&self, payment: &PaymentSubmitted) -> Result<(), Rejection> {
+        // The gateway refuses these, but validation takes events from any
+        // producer on the topic: a credit transfer moves a positive amount.
+        if payment.amount_minor <= 0 {
+            return Err(Rejection {
+                code: INVALID_AMOUNT,
+                text: format!(
+                    "the amount must be positive, not {} minor units",
+                    payment.amount_minor
+                ),
+            });
+        }
         for (role, country) in [
             ("debtor", &payment.debtor.country),
             ("creditor", &payment.creditor.country),
@@ -229,6 +241,19 @@ mod tests {
         );
         assert!("XYZ=5".parse::<AmountsByCurrency>().is_err());
         assert!("DEU".parse::<Countries>().is_err());
+    }
+
+    #[test]
+    fn an_amount_of_zero_or_less_is_rejected_whoever_produced_it() {
+        let rules = rules();
+        for amount in [0, -1, i64::MIN] {
+            assert_eq!(
+                rules.check(&payment(amount, "DEU-FRA")).map_err(|r| r.code),
+                Err(INVALID_AMOUNT),
+                "{amount}"
+            );
+        }
+        assert_eq!(rules.check(&payment(1, "DEU-FRA")), Ok(()));
     }
 
     #[test]

@@ -1,20 +1,20 @@
 //! The handler of `payment.submitted`: decide once, record why, emit once.
 //!
-//! The decision, every screening result and the outgoing events are written
-//! in one PostgreSQL transaction keyed by paymentId (the events to the
-//! outbox), so a crash before the commit leaves nothing and the redelivery
-//! decides afresh, and a crash after it leaves the decision that the relay
-//! publishes. A second delivery finds the decision and does nothing.
+//! The providers are called first, with no transaction open; then the
+//! decision, every screening result and the outgoing events are written in
+//! the record's transaction, which the runtime commits with the processed
+//! `eventId` and the outbox rows. A crash before the commit leaves nothing
+//! and the redelivery decides afresh; a redelivery after it is skipped by the
+//! runtime. The decisions table's key on paymentId stands guard behind that:
+//! a payment submitted again under another eventId keeps its first decision.
 
 use std::time::Duration;
 
-use paystream_bus::{HandlerError, Outbox, Record};
+use paystream_bus::{Context, Handler, HandlerError, Record};
 use paystream_contract::{
-    AlertSeverity, AmlAlertRaised, Envelope, Party, PaymentRejected, PaymentSubmitted,
-    RejectionStage,
+    AlertSeverity, AmlAlertRaised, Party, PaymentRejected, PaymentSubmitted, RejectionStage,
 };
 use serde_json::Value;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::metrics::METRICS;
@@ -77,10 +77,7 @@ fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
-#[derive(Clone)]
 pub struct Validator {
-    pub pool: PgPool,
-    pub outbox: Outbox,
     pub rules: Rules,
     pub ip_intelligence: ProviderClient,
     pub aml: ProviderClient,
@@ -89,22 +86,19 @@ pub struct Validator {
     pub screening_bound: Duration,
 }
 
-impl Validator {
-    pub async fn handle(&self, record: Record<PaymentSubmitted>) -> Result<(), HandlerError> {
+impl Handler<PaymentSubmitted> for Validator {
+    async fn handle(
+        &self,
+        record: Record<PaymentSubmitted>,
+        ctx: &mut Context,
+    ) -> Result<(), HandlerError> {
         let payment = record.event;
-        let decided: Option<String> =
-            sqlx::query_scalar("SELECT decision FROM decisions WHERE payment_id = $1")
-                .bind(payment.payment_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        if let Some(decision) = decided {
-            tracing::info!(payment_id = %payment.payment_id, decision, "already decided; redelivery skipped");
-            return Ok(());
-        }
         let outcome = self.decide(&payment).await?;
-        self.record(&payment, outcome).await
+        self.record(&payment, outcome, ctx).await
     }
+}
 
+impl Validator {
     async fn decide(&self, payment: &PaymentSubmitted) -> Result<Outcome, HandlerError> {
         let mut outcome = Outcome::default();
         if let Err(rejection) = self.rules.check(payment) {
@@ -302,12 +296,12 @@ impl Validator {
         &self,
         payment: &PaymentSubmitted,
         outcome: Outcome,
+        ctx: &mut Context,
     ) -> Result<(), HandlerError> {
         let (decision, reason_code, reason_text) = match &outcome.rejection {
             Some((code, text)) => ("REJECTED", Some(*code), Some(text.as_str())),
             None => ("VALIDATED", None, None),
         };
-        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
@@ -317,12 +311,11 @@ impl Validator {
         .bind(decision)
         .bind(reason_code)
         .bind(reason_text)
-        .execute(&mut *tx)
+        .execute(ctx.tx().await?)
         .await?
         .rows_affected();
         if inserted == 0 {
-            // Another delivery decided first; its decision stands.
-            tx.rollback().await?;
+            tracing::warn!(payment_id = %payment.payment_id, "payment submitted again under another eventId; its first decision stands");
             return Ok(());
         }
         for row in &outcome.screenings {
@@ -342,12 +335,12 @@ impl Validator {
             .bind(&row.details)
             .bind(row.latency_ms)
             .bind(row.at)
-            .execute(&mut *tx)
+            .execute(ctx.tx().await?)
             .await?;
         }
         for (n, alert) in outcome.alerts.iter().enumerate() {
-            let event = AmlAlertRaised {
-                envelope: Envelope::pending(),
+            ctx.emit(|envelope| AmlAlertRaised {
+                envelope,
                 alert_id: Uuid::new_v5(&payment.payment_id, format!("alert#{n}").as_bytes()),
                 payment_id: payment.payment_id,
                 severity: alert.severity,
@@ -359,13 +352,12 @@ impl Validator {
                 matched_entry: alert.matched.as_ref().map(|(_, entry)| entry.clone()),
                 score_permille: alert.score_permille,
                 details: alert.details.clone(),
-            };
-            self.outbox.stage(&mut tx, event).await?;
+            });
         }
         match &outcome.rejection {
             Some((code, text)) => {
-                let event = PaymentRejected {
-                    envelope: Envelope::pending(),
+                ctx.emit(|envelope| PaymentRejected {
+                    envelope,
                     payment_id: payment.payment_id,
                     stage: RejectionStage::Validation,
                     reason_code: (*code).to_owned(),
@@ -374,16 +366,12 @@ impl Validator {
                     amount_minor: payment.amount_minor,
                     currency: payment.currency.clone(),
                     corridor_code: Some(payment.corridor_code.clone()),
-                };
-                self.outbox.stage(&mut tx, event).await?;
+                });
             }
             None => {
-                let event = payment.clone().into_validated(Envelope::pending());
-                self.outbox.stage(&mut tx, event).await?;
+                ctx.emit(|envelope| payment.clone().into_validated(envelope));
             }
         }
-        tx.commit().await?;
-        self.outbox.committed();
         METRICS
             .decisions
             .with_label_values(&[decision, reason_code.unwrap_or("")])

@@ -1,47 +1,60 @@
-//! A consumer process for the crash tests: they start it, `kill -9` it at a
-//! chosen moment and start it again, which only a separate process allows.
-//! Not a service; it ships in the crate so that the tests and the runtime
-//! build together.
+//! A consumer process for the bus's crash tests: they start it, `kill -9` it
+//! at a chosen moment and start it again, which only a separate process
+//! allows. Not a service; it ships in the crate so that the tests and the
+//! runtime build together.
 //!
-//! Modes:
-//! - `record`: handles `payment.submitted` by inserting one row per handling
-//!   into `handled` (no deduplication), so the test can see every handling.
-//! - `relay`: handles `payment.submitted` by producing `payment.validated`;
-//!   with `--hang-after-offset N` it produces for offset N, prints
-//!   `produced N`, and hangs before the offset can be committed.
+//! It handles `payment.submitted` at least once, on purpose: each handling
+//! inserts one row into `handled` outside any claim, so the test sees every
+//! handling, repeats included, and can check what the commits promise
+//! (nothing skipped, per-key order, bounded repeats after a crash).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
-use paystream_bus::{Consumer, ConsumerArgs, HandlerError, KafkaConfig, Producer, Record};
-use paystream_contract::{Codec, Envelope, PaymentSubmitted, Registration, RegistryClient};
+use clap::Parser;
+use paystream_bus::{
+    Consumer, ConsumerArgs, Context, Effects, Handler, HandlerError, KafkaConfig, Producer, Record,
+};
+use paystream_contract::{Codec, PaymentSubmitted, Registration, RegistryClient};
 use rand::Rng;
 use sqlx::PgPool;
-use std::sync::Arc;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Mode {
-    Record,
-    Relay,
-}
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 struct Args {
-    #[arg(long, value_enum)]
-    mode: Mode,
     #[arg(long)]
     group: String,
     #[arg(long)]
     registry_url: String,
     #[arg(long)]
-    database_url: Option<String>,
-    #[arg(long)]
-    hang_after_offset: Option<i64>,
+    database_url: String,
     #[command(flatten)]
     kafka: KafkaConfig,
     #[command(flatten)]
     consumer: ConsumerArgs,
+}
+
+struct RecordEveryHandling {
+    pool: PgPool,
+}
+
+impl Handler<PaymentSubmitted> for RecordEveryHandling {
+    async fn handle(
+        &self,
+        record: Record<PaymentSubmitted>,
+        _ctx: &mut Context,
+    ) -> Result<(), HandlerError> {
+        let pause = rand::rng().random_range(0..3);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        sqlx::query("INSERT INTO handled VALUES ($1, $2, $3, $4)")
+            .bind(record.meta.partition)
+            .bind(record.meta.offset)
+            .bind(&record.event.debtor.account)
+            .bind(record.event.amount_minor)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 #[tokio::main]
@@ -51,60 +64,37 @@ async fn main() -> anyhow::Result<()> {
     let registry = RegistryClient::new(&args.registry_url, Duration::from_secs(5))?;
     let codec = Codec::new(registry, Registration::AutoRegister);
     let producer = Producer::new(&args.kafka, codec.clone(), "bus-test-consumer")?;
-    let settings = args.consumer.settings(&args.group);
-    let consumer = Consumer::<PaymentSubmitted>::new(
+    let pool = PgPool::connect(&args.database_url).await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS handled (
+            partition INT NOT NULL, record_offset BIGINT NOT NULL,
+            account TEXT NOT NULL, seq BIGINT NOT NULL,
+            handled_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
+    )
+    .execute(&pool)
+    .await?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGTERM"),
+        }
+        stop.cancel();
+    });
+    Consumer::<PaymentSubmitted>::new(
         args.kafka.clone(),
-        settings,
+        args.consumer.settings(&args.group),
         codec,
         Arc::new(producer.clone()),
-    );
-    let shutdown = paystream_service_kit::shutdown_on_signal();
-    match args.mode {
-        Mode::Record => {
-            let url = args.database_url.context("--database-url is required")?;
-            let pool = PgPool::connect(&url).await?;
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS handled (
-                    partition INT NOT NULL, record_offset BIGINT NOT NULL,
-                    account TEXT NOT NULL, seq BIGINT NOT NULL,
-                    handled_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
-            )
-            .execute(&pool)
-            .await?;
-            let handler = move |record: Record<PaymentSubmitted>| {
-                let pool = pool.clone();
-                async move {
-                    let pause = rand::rng().random_range(0..3);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                    sqlx::query("INSERT INTO handled VALUES ($1, $2, $3, $4)")
-                        .bind(record.meta.partition)
-                        .bind(record.meta.offset)
-                        .bind(&record.event.debtor.account)
-                        .bind(record.event.amount_minor)
-                        .execute(&pool)
-                        .await?;
-                    Ok::<_, HandlerError>(())
-                }
-            };
-            consumer.run(handler, shutdown).await?;
-        }
-        Mode::Relay => {
-            let hang_after = args.hang_after_offset;
-            let handler = move |record: Record<PaymentSubmitted>| {
-                let producer = producer.clone();
-                async move {
-                    let input = record.event;
-                    let output = input.into_validated(Envelope::pending());
-                    producer.send(output).await?;
-                    if hang_after == Some(record.meta.offset) {
-                        println!("produced {}", record.meta.offset);
-                        std::future::pending::<()>().await;
-                    }
-                    Ok::<_, HandlerError>(())
-                }
-            };
-            consumer.run(handler, shutdown).await?;
-        }
-    }
+    )
+    .run(
+        Effects::AtLeastOnce { producer },
+        RecordEveryHandling { pool },
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

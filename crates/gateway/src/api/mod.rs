@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use paystream_bus::Producer;
-use paystream_bus::Readiness;
 
 use crate::auth::{self, Guard};
 use crate::problem::Problem;
@@ -22,7 +21,6 @@ pub struct App {
     pub producer: Producer,
     pub ack_timeout: Duration,
     pub webhook_secret: Option<Arc<[u8]>>,
-    pub readiness: Readiness,
 }
 
 pub(crate) fn db_error(error: sqlx::Error) -> Problem {
@@ -44,12 +42,6 @@ pub fn router(app: App, guard: Guard, body_limit: usize) -> Router {
             "/v1/webhooks/card-transactions",
             post(webhooks::card_transactions),
         )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(app): State<App>| async move { app.readiness.check().await }),
-        )
-        .route("/metrics", get(paystream_bus::metrics::exposition))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(crate::openapi::document()) }),

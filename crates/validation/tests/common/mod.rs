@@ -83,7 +83,7 @@ impl Pipeline {
         config.screening_bound_ms = setup.screening_bound.as_millis() as u64;
         config.kafka = kafka.clone();
         config.registry = RegistryConfig::new(&registry.url).auto_register();
-        let server = paystream_validation::Server::build(&config).await.unwrap();
+        let server = paystream_validation::build(&config).await.unwrap();
         tokio::spawn(server.run(shutdown.clone()));
 
         let codec = config.registry.codec().unwrap();

@@ -1,0 +1,106 @@
+//! A slice of the pipeline for one test: the contract's topics under a
+//! prefix no other test uses, a schema registry, a codec and a producer, and
+//! payments keyed by account whose amount carries their sequence number, so
+//! a handler or a test can check the order it saw them in.
+
+use std::time::Duration;
+
+use paystream_bus::{KafkaConfig, Producer};
+use paystream_contract::{
+    Codec, Envelope, PaymentSubmitted, Registration, RegistryClient, Topic, dead_letter_topic,
+};
+use rdkafka::Message;
+use rdkafka::message::{Headers, OwnedMessage};
+
+use crate::{TestRegistry, kafka, unique};
+
+pub struct Pipeline {
+    pub kafka: KafkaConfig,
+    pub registry: TestRegistry,
+    pub codec: Codec,
+    pub producer: Producer,
+}
+
+impl Pipeline {
+    /// `topics` under a fresh prefix, with `partitions` each.
+    pub async fn new(label: &str, topics: &[Topic], partitions: i32) -> Self {
+        let names: Vec<&str> = topics.iter().map(|topic| topic.name()).collect();
+        let kafka = KafkaConfig::new(kafka::bootstrap())
+            .with_topic_prefix(kafka::namespace(label, &names, partitions).await);
+        let registry = TestRegistry::start().await;
+        let codec = Codec::new(
+            RegistryClient::new(&registry.url, Duration::from_secs(5)).unwrap(),
+            Registration::AutoRegister,
+        );
+        let producer = Producer::new(&kafka, codec.clone(), label).unwrap();
+        Self {
+            kafka,
+            registry,
+            codec,
+            producer,
+        }
+    }
+
+    /// The topic's name on the cluster.
+    pub fn topic(&self, topic: Topic) -> String {
+        self.kafka.topic(topic)
+    }
+
+    pub fn dead_letter_topic(&self, topic: Topic, group: &str) -> String {
+        dead_letter_topic(&self.topic(topic), group)
+    }
+
+    /// Every record of `topic` up to its high watermarks now.
+    pub async fn read_all(&self, topic: Topic, partitions: i32) -> Vec<OwnedMessage> {
+        let name = self.topic(topic);
+        let admin = kafka::consumer_config(&self.kafka.bootstrap, &unique("watermarks"))
+            .create::<rdkafka::consumer::BaseConsumer>()
+            .unwrap();
+        let total: i64 = (0..partitions)
+            .map(|partition| {
+                let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+                    &admin,
+                    &name,
+                    partition,
+                    Duration::from_secs(10),
+                )
+                .unwrap();
+                high - low
+            })
+            .sum();
+        let reader = kafka::reader(&self.kafka.bootstrap, &name, partitions);
+        kafka::receive(&reader, usize::try_from(total).unwrap(), Duration::from_secs(60)).await
+    }
+}
+
+/// The `seq`-th payment from `account`; its amount is `seq`.
+pub fn payment(account: &str, seq: i64) -> PaymentSubmitted {
+    let mut payment = paystream_contract::samples::payment_submitted();
+    payment.envelope = Envelope::first(
+        format!("corr-{account}-{seq}"),
+        format!("request-{account}-{seq}"),
+        "test",
+    );
+    payment.payment_id = uuid::Uuid::now_v7();
+    payment.debtor.account = account.to_owned();
+    payment.amount_minor = seq;
+    payment
+}
+
+/// `per_key` payments for each of `keys` accounts, interleaved across keys.
+pub fn payments(keys: usize, per_key: i64) -> Vec<PaymentSubmitted> {
+    (0..per_key)
+        .flat_map(|seq| (0..keys).map(move |key| payment(&format!("ACC{key:05}"), seq)))
+        .collect()
+}
+
+/// The last value of header `name` of `record`, as text.
+pub fn header(record: &OwnedMessage, name: &str) -> Option<String> {
+    record
+        .headers()?
+        .iter()
+        .filter(|header| header.key == name)
+        .last()
+        .and_then(|header| header.value)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
