@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::topic::Topic;
+use crate::vocabulary::ReasonCode;
 
 /// An event of the contract: which topic it goes to, its envelope, and the key
 /// that decides its partition (and so its order relative to other events).
@@ -184,7 +185,7 @@ pub struct PaymentRejected {
     pub envelope: Envelope,
     pub payment_id: Uuid,
     pub stage: RejectionStage,
-    pub reason_code: String,
+    pub reason_code: ReasonCode,
     pub reason_text: String,
     pub debtor_account: String,
     pub amount_minor: i64,
@@ -254,7 +255,7 @@ pub struct AccountDebitReversed {
     pub reversed_posting_id: Uuid,
     pub amount_minor: i64,
     pub currency: String,
-    pub reason_code: String,
+    pub reason_code: ReasonCode,
     pub reason_text: String,
 }
 
@@ -297,7 +298,7 @@ pub struct RtgsRejected {
     pub debtor_account: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub reason_code: String,
+    pub reason_code: ReasonCode,
     pub reason_text: String,
 }
 

@@ -5,6 +5,7 @@ use chrono::{SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::events::*;
+use crate::vocabulary::ReasonCode;
 
 pub const PRODUCER: &str = "samples/0";
 
@@ -74,7 +75,7 @@ pub fn payment_rejected() -> PaymentRejected {
         envelope: envelope(),
         payment_id: Uuid::now_v7(),
         stage: RejectionStage::Validation,
-        reason_code: "SANCTIONS_MATCH".to_owned(),
+        reason_code: ReasonCode::SanctionsMatch,
         reason_text: "Creditor matches an OFAC SDN entry".to_owned(),
         debtor_account: debtor().account,
         amount_minor: 99,
@@ -128,7 +129,7 @@ pub fn account_debit_reversed() -> AccountDebitReversed {
         reversed_posting_id: Uuid::now_v7(),
         amount_minor: 125_050,
         currency: "EUR".to_owned(),
-        reason_code: "RTGS_REJECTED".to_owned(),
+        reason_code: ReasonCode::RegulatoryReason,
         reason_text: "Creditor account closed".to_owned(),
     }
 }
@@ -170,7 +171,7 @@ pub fn rtgs_rejected() -> RtgsRejected {
         debtor_account: debtor().account,
         amount_minor: 125_050,
         currency: "EUR".to_owned(),
-        reason_code: "AC04".to_owned(),
+        reason_code: ReasonCode::ClosedAccountNumber,
         reason_text: "Closed account number".to_owned(),
     }
 }

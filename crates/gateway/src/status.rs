@@ -23,7 +23,7 @@ impl Handler<AnyEvent> for StatusFeed {
             AnyEvent::PaymentRejected(event) => (
                 event.payment_id,
                 Status::Rejected,
-                Some((event.reason_code.as_str(), event.reason_text.as_str())),
+                Some((event.reason_code.code(), event.reason_text.as_str())),
             ),
             other => {
                 return Err(HandlerError::permanent(format!(

@@ -5,21 +5,15 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use paystream_contract::PaymentSubmitted;
+use paystream_contract::{PaymentSubmitted, ReasonCode};
 use paystream_contract::money::to_minor_units;
 
 /// A rejection: a machine-readable code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    pub code: &'static str,
+    pub code: ReasonCode,
     pub text: String,
 }
-
-pub const CORRIDOR_NOT_ALLOWED: &str = "CORRIDOR_NOT_ALLOWED";
-pub const AMOUNT_LIMIT_EXCEEDED: &str = "AMOUNT_LIMIT_EXCEEDED";
-pub const TRAVEL_RULE_INCOMPLETE: &str = "TRAVEL_RULE_INCOMPLETE";
-pub const UNSUPPORTED_CURRENCY: &str = "UNSUPPORTED_CURRENCY";
-pub const INVALID_AMOUNT: &str = "INVALID_AMOUNT";
 
 fn minor_units(currency: &str, amount: &str) -> Result<i64, String> {
     let exponent = iso_currency::Currency::from_code(currency)
@@ -130,7 +124,7 @@ impl Rules {
         // producer on the topic: a credit transfer moves a positive amount.
         if payment.amount_minor <= 0 {
             return Err(Rejection {
-                code: INVALID_AMOUNT,
+                code: ReasonCode::InvalidAmount,
                 text: format!(
                     "the amount must be positive, not {} minor units",
                     payment.amount_minor
@@ -143,7 +137,7 @@ impl Rules {
         ] {
             if self.blocked_countries.0.contains(country) {
                 return Err(Rejection {
-                    code: CORRIDOR_NOT_ALLOWED,
+                    code: ReasonCode::CorridorNotAllowed,
                     text: format!(
                         "payments with a {role} in {country} are not allowed (corridor {})",
                         payment.corridor_code
@@ -158,7 +152,7 @@ impl Rules {
         match limit {
             None => {
                 return Err(Rejection {
-                    code: UNSUPPORTED_CURRENCY,
+                    code: ReasonCode::UnsupportedCurrency,
                     text: format!(
                         "{} is not accepted on corridor {}",
                         payment.currency, payment.corridor_code
@@ -167,7 +161,7 @@ impl Rules {
             }
             Some(limit) if payment.amount_minor > *limit => {
                 return Err(Rejection {
-                    code: AMOUNT_LIMIT_EXCEEDED,
+                    code: ReasonCode::AmountLimitExceeded,
                     text: format!(
                         "{} minor units of {} exceed the limit of {limit} on corridor {}",
                         payment.amount_minor, payment.currency, payment.corridor_code
@@ -188,7 +182,7 @@ impl Rules {
             }
             if !missing.is_empty() {
                 return Err(Rejection {
-                    code: TRAVEL_RULE_INCOMPLETE,
+                    code: ReasonCode::TravelRuleIncomplete,
                     text: format!(
                         "above {threshold} minor units of {} the travel rule needs {}",
                         payment.currency,
@@ -249,7 +243,7 @@ mod tests {
         for amount in [0, -1, i64::MIN] {
             assert_eq!(
                 rules.check(&payment(amount, "DEU-FRA")).map_err(|r| r.code),
-                Err(INVALID_AMOUNT),
+                Err(ReasonCode::InvalidAmount),
                 "{amount}"
             );
         }
@@ -262,7 +256,7 @@ mod tests {
         to_iran.creditor.country = "IR".into();
         assert_eq!(
             rules().check(&to_iran).err().map(|r| r.code),
-            Some(CORRIDOR_NOT_ALLOWED)
+            Some(ReasonCode::CorridorNotAllowed)
         );
         assert_eq!(rules().check(&payment(500, "DEU-FRA")), Ok(()));
     }
@@ -275,7 +269,7 @@ mod tests {
                 .check(&payment(1_000_001, "DEU-ITA"))
                 .err()
                 .map(|r| r.code),
-            Some(AMOUNT_LIMIT_EXCEEDED)
+            Some(ReasonCode::AmountLimitExceeded)
         );
         let mut big = payment(1_000_000, "DEU-FRA");
         big.debtor.address = Some("Hauptstr. 1, Berlin".into());
@@ -285,7 +279,7 @@ mod tests {
         yen.currency = "JPY".into();
         assert_eq!(
             rules.check(&yen).err().map(|r| r.code),
-            Some(UNSUPPORTED_CURRENCY)
+            Some(ReasonCode::UnsupportedCurrency)
         );
     }
 
@@ -301,7 +295,7 @@ mod tests {
         let rejection = rules.check(&over).err();
         assert_eq!(
             rejection.as_ref().map(|r| r.code),
-            Some(TRAVEL_RULE_INCOMPLETE)
+            Some(ReasonCode::TravelRuleIncomplete)
         );
         assert!(
             rejection

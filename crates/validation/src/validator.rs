@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use paystream_bus::{Context, Handler, HandlerError, Record};
 use paystream_contract::{
-    AlertSeverity, AmlAlertRaised, Party, PaymentRejected, PaymentSubmitted, RejectionStage,
+    AlertSeverity, AmlAlertRaised, Decision, Party, PaymentRejected, PaymentSubmitted, ReasonCode,
+    RejectionStage,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -22,12 +23,8 @@ use crate::providers::{CallError, ProviderClient};
 use crate::rules::Rules;
 use crate::screening::{self, AmlAnswer, Checked, RiskLevel};
 
-pub const FRAUD_RISK_ANONYMISING_NETWORK: &str = "FRAUD_RISK_ANONYMISING_NETWORK";
-pub const FRAUD_RISK_IP_COUNTRY_MISMATCH: &str = "FRAUD_RISK_IP_COUNTRY_MISMATCH";
-pub const IP_INTELLIGENCE_UNAVAILABLE: &str = "IP_INTELLIGENCE_UNAVAILABLE";
-pub const SANCTIONS_MATCH: &str = "SANCTIONS_MATCH";
-pub const COMPLIANCE_REVIEW: &str = "COMPLIANCE_REVIEW";
-pub const AML_UNAVAILABLE: &str = "AML_UNAVAILABLE";
+/// The alert rule of a sanctions-list match (alerts name rules, not reasons).
+const SANCTIONS_RULE: &str = "SANCTIONS_MATCH";
 
 /// One row of the audit trail of checks.
 #[derive(Debug, Clone)]
@@ -56,13 +53,13 @@ struct Alert {
 
 #[derive(Debug, Default)]
 struct Outcome {
-    rejection: Option<(&'static str, String)>,
+    rejection: Option<(ReasonCode, String)>,
     screenings: Vec<ScreeningRow>,
     alerts: Vec<Alert>,
 }
 
 impl Outcome {
-    fn reject(&mut self, code: &'static str, text: impl Into<String>) {
+    fn reject(&mut self, code: ReasonCode, text: impl Into<String>) {
         if self.rejection.is_none() {
             self.rejection = Some((code, text.into()));
         }
@@ -135,7 +132,7 @@ impl Validator {
                 Ok(checked) => checked,
                 Err(CallError::Unavailable { reason, .. }) => {
                     outcome.reject(
-                        IP_INTELLIGENCE_UNAVAILABLE,
+                        ReasonCode::IpIntelligenceUnavailable,
                         format!("fraud screening could not be completed: {reason}"),
                     );
                     return Ok(());
@@ -187,7 +184,7 @@ impl Validator {
                 score_permille: None,
                 details: text.clone(),
             });
-            outcome.reject(FRAUD_RISK_ANONYMISING_NETWORK, text);
+            outcome.reject(ReasonCode::FraudRiskAnonymisingNetwork, text);
         } else if mismatch {
             let text = format!(
                 "initiated from {ip} in {}, the debtor resides in {}",
@@ -202,7 +199,7 @@ impl Validator {
                 score_permille: None,
                 details: text.clone(),
             });
-            outcome.reject(FRAUD_RISK_IP_COUNTRY_MISMATCH, text);
+            outcome.reject(ReasonCode::FraudRiskIpCountryMismatch, text);
         }
         Ok(())
     }
@@ -218,7 +215,7 @@ impl Validator {
             Ok(checked) => checked,
             Err(CallError::Unavailable { reason, .. }) => {
                 outcome.reject(
-                    AML_UNAVAILABLE,
+                    ReasonCode::AmlUnavailable,
                     format!(
                         "the {} could not be screened within {:?}: {reason}",
                         role.to_lowercase(),
@@ -248,10 +245,10 @@ impl Validator {
             RiskLevel::Low => return Ok(()),
             RiskLevel::Medium => (
                 AlertSeverity::Medium,
-                COMPLIANCE_REVIEW,
+                ReasonCode::ComplianceReview,
                 "held for compliance review",
             ),
-            RiskLevel::High => (AlertSeverity::High, SANCTIONS_MATCH, "blocked"),
+            RiskLevel::High => (AlertSeverity::High, ReasonCode::SanctionsMatch, "blocked"),
         };
         let matched = best
             .map(|m| {
@@ -268,7 +265,7 @@ impl Validator {
         );
         outcome.alerts.push(Alert {
             severity,
-            rule_code: SANCTIONS_MATCH,
+            rule_code: SANCTIONS_RULE,
             party: Some((role, party.name.clone())),
             matched: best.map(|m| {
                 (
@@ -280,11 +277,11 @@ impl Validator {
             details: text.clone(),
         });
         // A block outranks a review: HIGH on either party decides.
-        if code == SANCTIONS_MATCH
+        if code == ReasonCode::SanctionsMatch
             && outcome
                 .rejection
                 .as_ref()
-                .is_some_and(|(c, _)| *c == COMPLIANCE_REVIEW)
+                .is_some_and(|(c, _)| *c == ReasonCode::ComplianceReview)
         {
             outcome.rejection = None;
         }
@@ -299,8 +296,8 @@ impl Validator {
         ctx: &mut Context,
     ) -> Result<(), HandlerError> {
         let (decision, reason_code, reason_text) = match &outcome.rejection {
-            Some((code, text)) => ("REJECTED", Some(*code), Some(text.as_str())),
-            None => ("VALIDATED", None, None),
+            Some((code, text)) => (Decision::Rejected, Some(code.code()), Some(text.as_str())),
+            None => (Decision::Validated, None, None),
         };
         let inserted = sqlx::query(
             "INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
@@ -308,7 +305,7 @@ impl Validator {
         )
         .bind(payment.payment_id)
         .bind(&payment.envelope.correlation_id)
-        .bind(decision)
+        .bind(decision.name())
         .bind(reason_code)
         .bind(reason_text)
         .execute(ctx.tx().await?)
@@ -360,7 +357,7 @@ impl Validator {
                     envelope,
                     payment_id: payment.payment_id,
                     stage: RejectionStage::Validation,
-                    reason_code: (*code).to_owned(),
+                    reason_code: code.clone(),
                     reason_text: text.clone(),
                     debtor_account: payment.debtor.account.clone(),
                     amount_minor: payment.amount_minor,
@@ -374,11 +371,11 @@ impl Validator {
         }
         METRICS
             .decisions
-            .with_label_values(&[decision, reason_code.unwrap_or("")])
+            .with_label_values(&[decision.name(), reason_code.unwrap_or("")])
             .inc();
         tracing::info!(
             payment_id = %payment.payment_id,
-            decision,
+            decision = decision.name(),
             reason_code = reason_code.unwrap_or(""),
             alerts = outcome.alerts.len(),
             "payment decided"

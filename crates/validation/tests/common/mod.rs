@@ -138,7 +138,7 @@ impl Pipeline {
         self.read::<paystream_contract::PaymentRejected>(count)
             .await
             .into_iter()
-            .map(|(event, _)| (event.payment_id, event.reason_code))
+            .map(|(event, _)| (event.payment_id, event.reason_code.code().to_owned()))
             .collect()
     }
 }
