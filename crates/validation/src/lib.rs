@@ -17,13 +17,14 @@ use std::time::Duration;
 use axum::routing::get;
 use paystream_bus::{
     Consumer, ConsumerArgs, KafkaConfig, Outbox, Producer, Readiness, Record, RegistryConfig,
+    ServiceError,
 };
 use paystream_contract::PaymentSubmitted;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::providers::{ProviderClient, ProviderSettings};
+use paystream_provider_client::{BuildError, ProviderClient, ProviderSettings};
 
 pub const SERVICE: &str = "validation";
 pub const GROUP: &str = "validation";
@@ -124,12 +125,34 @@ impl Config {
             rate_per_second: self.provider_rate,
             timeout: Duration::from_millis(self.provider_timeout_ms),
             attempts: self.provider_attempts.max(1),
+            user_agent: concat!("paystream-validation/", env!("CARGO_PKG_VERSION")).to_owned(),
             ..ProviderSettings::default()
         }
     }
+
+    /// The IP-intelligence and AML clients.
+    fn provider_clients(&self) -> Result<(ProviderClient, ProviderClient), BuildError> {
+        let settings = self.provider_settings();
+        Ok((
+            ProviderClient::new(
+                "ip-intelligence",
+                &self.ip_intelligence_url,
+                settings.clone(),
+            )?,
+            ProviderClient::new("aml", &self.aml_url, settings)?,
+        ))
+    }
 }
 
-pub use paystream_bus::ServiceError as StartError;
+/// Why validation could not start or stopped: a provider it cannot call as
+/// configured, or what any service on the bus can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Provider(#[from] BuildError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
 
 pub struct Server {
     listener: TcpListener,
@@ -141,6 +164,15 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let (ip_intelligence, aml) = config.provider_clients()?;
+        Ok(Self::assemble(config, ip_intelligence, aml).await?)
+    }
+
+    async fn assemble(
+        config: &Config,
+        ip_intelligence: ProviderClient,
+        aml: ProviderClient,
+    ) -> Result<Self, ServiceError> {
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .connect(&config.database_url)
@@ -149,17 +181,12 @@ impl Server {
         paystream_bus::outbox::install(&pool).await?;
         let codec = config.registry.codec()?;
         let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
-        let settings = config.provider_settings();
         let validator = validator::Validator {
             pool: pool.clone(),
             outbox: Outbox::new(producer.clone()),
             rules: config.rules.clone(),
-            ip_intelligence: ProviderClient::new(
-                "ip-intelligence",
-                &config.ip_intelligence_url,
-                settings.clone(),
-            ),
-            aml: ProviderClient::new("aml", &config.aml_url, settings),
+            ip_intelligence,
+            aml,
             screening_bound: Duration::from_millis(config.screening_bound_ms),
         };
         let consumer = Consumer::<PaymentSubmitted>::new(
@@ -218,8 +245,8 @@ impl Server {
             shutdown.cancel();
             result
         });
-        http.map_err(StartError::Serve)?;
-        consumed.map_err(StartError::from)
+        http.map_err(ServiceError::Serve)?;
+        Ok(consumed.map_err(ServiceError::from)?)
     }
 }
 
