@@ -19,12 +19,18 @@ else
 fi
 
 # Python tools: PyYAML for the manifest checks, schemathesis for the
-# gateway's OpenAPI contract test (`st`, run by `make test`). Pinned, so a
-# new release cannot change what the test checks.
+# gateway's OpenAPI contract test (`st`, run by `make test`), and Confluent's
+# own Python client with its Avro serdes, which the schema registry's tests run
+# against it. Pinned, so a new release cannot change what the tests check.
 SCHEMATHESIS_VERSION="4.32.5"
+CONFLUENT_KAFKA_VERSION="2.16.1"
 python_tools=()
 python3 -c "import yaml" 2>/dev/null || python_tools+=(pyyaml)
 st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" || python_tools+=("schemathesis==$SCHEMATHESIS_VERSION")
+# Importing the Avro serdes also proves the extras (fastavro, httpx, ...) are there.
+python3 -c "import sys, importlib.metadata, confluent_kafka.schema_registry.avro
+sys.exit(importlib.metadata.version('confluent-kafka') != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null \
+  || python_tools+=("confluent-kafka[avro,schemaregistry]==$CONFLUENT_KAFKA_VERSION")
 if ((${#python_tools[@]})); then
   log "installing ${python_tools[*]} from PyPI"
   pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
@@ -35,6 +41,8 @@ if ((${#python_tools[@]})); then
   # pyenv, where Python comes from here, finds new commands through shims.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   command -v st >/dev/null 2>&1 || die "schemathesis installed, but its st command is not on the PATH"
+  python3 -c "import confluent_kafka.schema_registry.avro" \
+    || die "confluent-kafka installed, but python3 cannot import its Avro serdes"
 else
   log "python tools present"
 fi

@@ -1,4 +1,4 @@
-//! The broker compatibility suite lives in `tests/`:
+//! The broker compatibility suite lives in `tests/it/`, one test binary:
 //!
 //! - `nisshi_api.rs`: against the stack's nisshi broker, every client-visible
 //!   behaviour the pipeline depends on, and the two it refuses (transactions,

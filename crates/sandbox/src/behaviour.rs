@@ -8,17 +8,24 @@
 //! - `timeouts=0.01` share of requests that hang (answered after `hang`)
 //! - `hang=30s` how long a hanging request hangs (default 60s)
 //! - `rate=100/s` token bucket; requests over it get 429 with `Retry-After`
+//! - `throttle=120` every request is answered 429 with `Retry-After: 120`,
+//!   any number of seconds however absurd (real providers can say anything);
+//!   `throttle=date:120` says it as an HTTP-date 120 s ahead instead
 //! - `down` every request is answered 503
 //!
 //! An empty spec (or `ok`) is a healthy, instant provider.
+//!
+//! Each provider also keeps the last requests it received ([`Control::received`]),
+//! so a test can see what a client actually sent: path, query and headers.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use paystream_service_kit::TokenBucket;
@@ -47,7 +54,31 @@ impl Latency {
                 let u1: f64 = rng.random_range(f64::EPSILON..1.0);
                 let u2: f64 = rng.random();
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                Duration::from_secs_f64((median * (sigma * z).exp()).min(3600.0))
+                Duration::from_secs_f64(
+                    (median * (sigma * z).exp()).min(MAX_DURATION.as_secs_f64()),
+                )
+            }
+        }
+    }
+}
+
+/// What a throttling provider puts in `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// `Retry-After: SECONDS`, sent as given.
+    Seconds(u64),
+    /// `Retry-After` as an HTTP-date this many seconds after the answer.
+    Date(u32),
+}
+
+impl RetryAfter {
+    fn header(self) -> HeaderValue {
+        match self {
+            RetryAfter::Seconds(seconds) => HeaderValue::from(seconds),
+            RetryAfter::Date(ahead) => {
+                let at = chrono::Utc::now() + chrono::TimeDelta::seconds(i64::from(ahead));
+                let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                HeaderValue::from_str(&date).unwrap_or_else(|_| HeaderValue::from(ahead))
             }
         }
     }
@@ -61,6 +92,8 @@ pub struct Behaviour {
     pub hang: Duration,
     /// Requests per second the provider accepts before answering 429.
     pub rate_limit: Option<u32>,
+    /// Every request answered 429 with this `Retry-After`.
+    pub throttle: Option<RetryAfter>,
     pub down: bool,
 }
 
@@ -72,6 +105,7 @@ impl Default for Behaviour {
             timeout_rate: 0.0,
             hang: Duration::from_secs(60),
             rate_limit: None,
+            throttle: None,
             down: false,
         }
     }
@@ -79,7 +113,9 @@ impl Default for Behaviour {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    #[error("unknown setting `{0}` (expected latency, errors, timeouts, hang, rate or down)")]
+    #[error(
+        "unknown setting `{0}` (expected latency, errors, timeouts, hang, rate, throttle or down)"
+    )]
     UnknownSetting(String),
     #[error("`{setting}`: {reason}")]
     BadValue {
@@ -95,21 +131,44 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> SpecError {
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s` or `0`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// The longest latency or hang a spec may ask for: longer is no test or demo
+/// anyone waits through, and far longer does not fit a `Duration`.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("not a duration like 250ms or 1.5s")]
+    Malformed,
+    #[error("at most {}s", MAX_DURATION.as_secs())]
+    TooLong,
+}
+
+/// Parses `250ms`, `2s`, `1.5s` or `0`, up to [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text == "0" {
-        return Some(Duration::ZERO);
+        return Ok(Duration::ZERO);
     }
     let (number, unit) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
     } else if let Some(s) = text.strip_suffix('s') {
         (s, 1.0)
     } else {
-        return None;
+        return Err(DurationError::Malformed);
     };
-    let value: f64 = number.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * unit))
+    let value: f64 = number.parse().map_err(|_| DurationError::Malformed)?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(DurationError::Malformed);
+    }
+    // Compared as seconds before converting: a `Duration` of 1e30 s panics.
+    if value * unit > MAX_DURATION.as_secs_f64() {
+        return Err(DurationError::TooLong);
+    }
+    Ok(Duration::from_secs_f64(value * unit))
+}
+
+fn duration(setting: &'static str, text: &str) -> Result<Duration, SpecError> {
+    parse_duration(text).map_err(|error| bad(setting, format!("`{text}`: {error}")))
 }
 
 fn parse_share(setting: &'static str, text: &str) -> Result<f64, SpecError> {
@@ -123,21 +182,32 @@ fn parse_share(setting: &'static str, text: &str) -> Result<f64, SpecError> {
     }
 }
 
+fn parse_throttle(text: &str) -> Result<RetryAfter, SpecError> {
+    let usage = || {
+        bad(
+            "throttle",
+            "whole seconds, e.g. throttle=120 or throttle=date:120",
+        )
+    };
+    match text.strip_prefix("date:") {
+        Some(ahead) => Ok(RetryAfter::Date(ahead.parse().map_err(|_| usage())?)),
+        None => Ok(RetryAfter::Seconds(text.parse().map_err(|_| usage())?)),
+    }
+}
+
 fn parse_latency(text: &str) -> Result<Latency, SpecError> {
     if let Some(rest) = text.strip_prefix("lognormal:") {
         let (median, p99) = rest
             .split_once(':')
             .ok_or_else(|| bad("latency", "lognormal:MEDIAN:P99, e.g. lognormal:50ms:400ms"))?;
-        let median = parse_duration(median).ok_or_else(|| bad("latency", "bad median"))?;
-        let p99 = parse_duration(p99).ok_or_else(|| bad("latency", "bad p99"))?;
+        let median = duration("latency", median)?;
+        let p99 = duration("latency", p99)?;
         if median.is_zero() || p99 < median {
             return Err(bad("latency", "needs 0 < median <= p99"));
         }
         return Ok(Latency::LogNormal { median, p99 });
     }
-    parse_duration(text)
-        .map(Latency::Fixed)
-        .ok_or_else(|| bad("latency", format!("`{text}` is not a duration like 100ms")))
+    duration("latency", text).map(Latency::Fixed)
 }
 
 impl FromStr for Behaviour {
@@ -153,10 +223,7 @@ impl FromStr for Behaviour {
                 "latency" => behaviour.latency = parse_latency(value)?,
                 "errors" => behaviour.error_rate = parse_share("errors", value)?,
                 "timeouts" => behaviour.timeout_rate = parse_share("timeouts", value)?,
-                "hang" => {
-                    behaviour.hang =
-                        parse_duration(value).ok_or_else(|| bad("hang", "a duration like 30s"))?
-                }
+                "hang" => behaviour.hang = duration("hang", value)?,
                 "rate" => {
                     let per_second = value.strip_suffix("/s").unwrap_or(value);
                     let rate: u32 = per_second
@@ -170,6 +237,7 @@ impl FromStr for Behaviour {
                     }
                     behaviour.rate_limit = Some(rate);
                 }
+                "throttle" => behaviour.throttle = Some(parse_throttle(value)?),
                 other => return Err(SpecError::UnknownSetting(other.to_owned())),
             }
         }
@@ -205,6 +273,11 @@ impl fmt::Display for Behaviour {
         if let Some(rate) = self.rate_limit {
             parts.push(format!("rate={rate}/s"));
         }
+        match self.throttle {
+            Some(RetryAfter::Seconds(seconds)) => parts.push(format!("throttle={seconds}")),
+            Some(RetryAfter::Date(ahead)) => parts.push(format!("throttle=date:{ahead}")),
+            None => {}
+        }
         if parts.is_empty() {
             parts.push("ok".to_owned());
         }
@@ -223,7 +296,20 @@ struct ControlInner {
     provider: &'static str,
     behaviour: RwLock<Behaviour>,
     bucket: Mutex<Option<TokenBucket>>,
+    received: Mutex<VecDeque<Received>>,
 }
+
+/// A request a provider received, as the client sent it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: Method,
+    /// Path and query as sent, the provider's prefix included.
+    pub uri: Uri,
+    pub headers: HeaderMap,
+}
+
+/// Requests kept per provider: enough for any test, bounded for a long demo.
+const RECEIVED_KEPT: usize = 1024;
 
 impl Control {
     pub fn new(provider: &'static str, behaviour: Behaviour) -> Self {
@@ -235,6 +321,7 @@ impl Control {
                 provider,
                 behaviour: RwLock::new(behaviour),
                 bucket: Mutex::new(bucket),
+                received: Mutex::new(VecDeque::new()),
             }),
         }
     }
@@ -267,6 +354,37 @@ impl Control {
             .unwrap_or_else(PoisonError::into_inner) = behaviour;
     }
 
+    /// The last requests this provider received, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner
+            .received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn receive(&self, request: &Request) {
+        let uri = request
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| request.uri().clone(), |original| original.0.clone());
+        let mut received = self
+            .inner
+            .received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if received.len() == RECEIVED_KEPT {
+            received.pop_front();
+        }
+        received.push_back(Received {
+            method: request.method().clone(),
+            uri,
+            headers: request.headers().clone(),
+        });
+    }
+
     fn take_token(&self) -> Result<(), Duration> {
         match self
             .inner
@@ -289,23 +407,34 @@ fn unavailable(reason: &str) -> Response {
         .into_response()
 }
 
+fn throttled(retry_after: RetryAfter) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({ "error": "rate limit exceeded" })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_after.header());
+    response
+}
+
 /// Middleware that applies a provider's behaviour before its handler runs.
 pub async fn apply(State(control): State<Control>, request: Request, next: Next) -> Response {
+    // Read before the request is logged: a test that sees it logged and then
+    // changes the behaviour knows this request was served the old one.
     let behaviour = control.current();
+    control.receive(&request);
     if behaviour.down {
         return unavailable("provider is down");
     }
+    if let Some(retry_after) = behaviour.throttle {
+        return throttled(retry_after);
+    }
     if let Err(wait) = control.take_token() {
-        let seconds = wait.as_secs_f64().ceil().max(1.0);
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(serde_json::json!({ "error": "rate limit exceeded" })),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
-        return response;
+        // Whole seconds, rounded up, so a client waiting that long finds a token.
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        return throttled(RetryAfter::Seconds(seconds));
     }
     let (delay, fails, hangs) = {
         let mut rng = rand::rng();
@@ -348,6 +477,10 @@ mod tests {
             behaviour.to_string(),
             "latency=lognormal:50ms:400ms,errors=0.05,rate=100/s"
         );
+        for spec in ["throttle=18446744073709551615", "throttle=date:86400"] {
+            let behaviour: Behaviour = spec.parse().unwrap_or_default();
+            assert_eq!(behaviour.to_string(), spec);
+        }
         assert_eq!(Behaviour::from_str("").ok(), Some(Behaviour::default()));
         assert_eq!(Behaviour::default().to_string(), "ok");
     }
@@ -369,6 +502,20 @@ mod tests {
             Behaviour::from_str("rate=0/s"),
             Err(SpecError::BadValue {
                 setting: "rate",
+                ..
+            })
+        ));
+        assert_eq!(
+            Behaviour::from_str("hang=3601s"),
+            Err(SpecError::BadValue {
+                setting: "hang",
+                reason: "`3601s`: at most 3600s".into()
+            })
+        );
+        assert!(matches!(
+            Behaviour::from_str("throttle=-1"),
+            Err(SpecError::BadValue {
+                setting: "throttle",
                 ..
             })
         ));

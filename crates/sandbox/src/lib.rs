@@ -39,7 +39,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use behaviour::{Behaviour, Control};
+pub use behaviour::{Behaviour, Control, Received, RetryAfter};
 
 pub const IP_INTELLIGENCE: &str = "ip-intelligence";
 pub const AML: &str = "aml";
@@ -188,6 +188,17 @@ pub(crate) fn client_error(message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A path under a provider's prefix that it does not serve: answered
+/// through the provider's behaviour and logged like any other request, so a
+/// test sees where a client's request really went.
+async fn not_found(uri: axum::extract::OriginalUri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": format!("no such path `{}`", uri.0.path()) })),
+    )
+        .into_response()
+}
+
 type Controls = Arc<BTreeMap<&'static str, Control>>;
 
 /// A sandbox bound to its port with its reference data loaded.
@@ -218,17 +229,18 @@ impl Server {
         let router = axum::Router::new()
             .nest(
                 &format!("/{IP_INTELLIGENCE}"),
-                ip_intelligence::routes(Arc::new(ip)).layer(axum::middleware::from_fn_with_state(
-                    ip_control.clone(),
-                    behaviour::apply,
-                )),
+                ip_intelligence::routes(Arc::new(ip))
+                    .fallback(not_found)
+                    .layer(axum::middleware::from_fn_with_state(
+                        ip_control.clone(),
+                        behaviour::apply,
+                    )),
             )
             .nest(
                 &format!("/{AML}"),
-                aml::routes(Arc::new(aml)).layer(axum::middleware::from_fn_with_state(
-                    aml_control.clone(),
-                    behaviour::apply,
-                )),
+                aml::routes(Arc::new(aml)).fallback(not_found).layer(
+                    axum::middleware::from_fn_with_state(aml_control.clone(), behaviour::apply),
+                ),
             );
         let controls: Controls = Arc::new(
             [ip_control, aml_control]

@@ -6,7 +6,7 @@
 use apache_avro::Schema;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::compatibility::{self, CompatibilityLevel};
 use crate::error::ApiError;
+use crate::flags::Flags;
 use crate::store::{NewSchema, Store, SubjectVersion, VersionSelector};
 
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -81,20 +82,6 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 fn ok(body: Value) -> Response {
     json_response(StatusCode::OK, &body)
-}
-
-/// Query flags. Unknown keys (`normalize`, `format`, ...) are ignored, as
-/// Confluent does.
-#[derive(Debug, Default, Deserialize)]
-struct Flags {
-    #[serde(default)]
-    deleted: bool,
-    #[serde(default)]
-    permanent: bool,
-    #[serde(default)]
-    verbose: bool,
-    #[serde(default, rename = "defaultToGlobal")]
-    default_to_global: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,7 +246,7 @@ fn raw_schema(schema: String) -> Response {
 async fn schema_usages(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     state.store.schema_by_id(id).await?;
@@ -272,17 +259,14 @@ async fn schema_usages(
     )))
 }
 
-async fn list_subjects(
-    State(state): State<AppState>,
-    Query(flags): Query<Flags>,
-) -> Result<Response, ApiError> {
+async fn list_subjects(State(state): State<AppState>, flags: Flags) -> Result<Response, ApiError> {
     Ok(ok(json!(state.store.subjects(flags.deleted).await?)))
 }
 
 async fn list_versions(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     Ok(ok(json!(
         state.store.versions(&subject, flags.deleted).await?
@@ -292,7 +276,7 @@ async fn list_versions(
 async fn get_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     let found = state
         .store
@@ -304,7 +288,7 @@ async fn get_version(
 async fn get_raw_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     let found = state
         .store
@@ -316,6 +300,9 @@ async fn get_raw_version(
 async fn register(
     State(state): State<AppState>,
     Path(subject): Path<String>,
+    // Only `normalize` applies, and it changes nothing; refusing a non-boolean
+    // one is the same answer as everywhere else.
+    _flags: Flags,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let candidate = candidate(parse_body(&body)?)?;
@@ -345,7 +332,7 @@ async fn register(
 async fn lookup(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let candidate = candidate(parse_body(&body)?)?;
@@ -362,7 +349,7 @@ async fn lookup(
 async fn delete_subject(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     Ok(ok(json!(
         state
@@ -375,7 +362,7 @@ async fn delete_subject(
 async fn delete_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     let version = parse_version(&version)?;
     Ok(ok(json!(
@@ -389,7 +376,7 @@ async fn delete_version(
 async fn check_against_all(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let candidate = candidate(parse_body(&body)?)?;
@@ -404,7 +391,7 @@ async fn check_against_all(
 async fn check_against_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let selector = parse_version(&version)?;
@@ -463,7 +450,7 @@ async fn put_global_config(
 async fn get_subject_config(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    flags: Flags,
 ) -> Result<Response, ApiError> {
     let level = match state.store.configured_level(Some(&subject)).await? {
         Some(level) => level,

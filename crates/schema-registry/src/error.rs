@@ -36,6 +36,10 @@ pub enum ApiError {
         "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{details}]"
     )]
     Incompatible { subject: String, details: String },
+    #[error("Invalid value '{value}' for query parameter '{name}': expected true or false")]
+    InvalidFlag { name: &'static str, value: String },
+    #[error("Invalid query string: {0}")]
+    InvalidQuery(String),
     #[error("Unrecognized request body: {0}")]
     BadRequest(String),
     #[error("Error in the backend data store")]
@@ -55,7 +59,9 @@ impl ApiError {
             Self::InvalidVersion(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42202),
             Self::InvalidCompatibilityLevel(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42203),
             Self::Incompatible { .. } => (StatusCode::CONFLICT, 409),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, 400),
+            Self::InvalidFlag { .. } | Self::InvalidQuery(_) | Self::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, 400)
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
         }
     }

@@ -7,6 +7,7 @@
 mod api;
 pub mod compatibility;
 mod error;
+mod flags;
 mod store;
 
 use std::net::SocketAddr;

@@ -12,7 +12,7 @@ use paystream_contract::{
 use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 
-use crate::{TestRegistry, kafka, unique};
+use crate::{TestRegistry, kafka};
 
 pub struct Pipeline {
     pub kafka: KafkaConfig,
@@ -52,24 +52,7 @@ impl Pipeline {
 
     /// Every record of `topic` up to its high watermarks now.
     pub async fn read_all(&self, topic: Topic, partitions: i32) -> Vec<OwnedMessage> {
-        let name = self.topic(topic);
-        let admin = kafka::consumer_config(&self.kafka.bootstrap, &unique("watermarks"))
-            .create::<rdkafka::consumer::BaseConsumer>()
-            .unwrap();
-        let total: i64 = (0..partitions)
-            .map(|partition| {
-                let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
-                    &admin,
-                    &name,
-                    partition,
-                    Duration::from_secs(10),
-                )
-                .unwrap();
-                high - low
-            })
-            .sum();
-        let reader = kafka::reader(&self.kafka.bootstrap, &name, partitions);
-        kafka::receive(&reader, usize::try_from(total).unwrap(), Duration::from_secs(60)).await
+        kafka::read_to_end(&self.kafka.bootstrap, &self.topic(topic), partitions).await
     }
 }
 

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use paystream_bus::{ConsumerArgs, KafkaConfig, RegistryConfig};
 use paystream_contract::PaymentSubmitted;
-use paystream_service_kit::Service;
+use paystream_service_kit::{Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-use crate::providers::{ProviderClient, ProviderSettings};
+use paystream_provider_client::{BuildError, ProviderClient, ProviderSettings};
 
 pub const SERVICE: &str = "validation";
 pub const GROUP: &str = "validation";
@@ -119,12 +119,34 @@ impl Config {
             rate_per_second: self.provider_rate,
             timeout: Duration::from_millis(self.provider_timeout_ms),
             attempts: self.provider_attempts.max(1),
+            user_agent: concat!("paystream-validation/", env!("CARGO_PKG_VERSION")).to_owned(),
             ..ProviderSettings::default()
         }
     }
+
+    /// The IP-intelligence and AML clients.
+    fn provider_clients(&self) -> Result<(ProviderClient, ProviderClient), BuildError> {
+        let settings = self.provider_settings();
+        Ok((
+            ProviderClient::new(
+                "ip-intelligence",
+                &self.ip_intelligence_url,
+                settings.clone(),
+            )?,
+            ProviderClient::new("aml", &self.aml_url, settings)?,
+        ))
+    }
 }
 
-pub use paystream_service_kit::ServiceError as StartError;
+/// Why validation could not start or stopped: a provider it cannot call as
+/// configured, or what any service can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Provider(#[from] BuildError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
 
 /// The service's tables (decisions, the screening audit); the runtime adds its own.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -132,20 +154,17 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The service, wired and bound, ready to run: one consumer group over
 /// `payment.submitted`, deciding each payment once through the outbox.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
+    // Settings that cannot work fail before anything connects.
+    let (ip_intelligence, aml) = config.provider_clients()?;
     let mut service = Service::builder(SERVICE, config.listen)
         .database(&config.database_url, &MIGRATOR)
         .kafka(&config.kafka, &config.registry, &config.consumer)
         .build()
         .await?;
-    let settings = config.provider_settings();
     let validator = validator::Validator {
         rules: config.rules.clone(),
-        ip_intelligence: ProviderClient::new(
-            "ip-intelligence",
-            &config.ip_intelligence_url,
-            settings.clone(),
-        ),
-        aml: ProviderClient::new("aml", &config.aml_url, settings),
+        ip_intelligence,
+        aml,
         screening_bound: Duration::from_millis(config.screening_bound_ms),
     };
     service.consume::<PaymentSubmitted, _>(GROUP, [], validator);
@@ -153,5 +172,5 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
 }
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    build(&config).await?.run(shutdown).await
+    Ok(build(&config).await?.run(shutdown).await?)
 }

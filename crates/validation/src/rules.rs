@@ -294,7 +294,7 @@ mod tests {
         let over = payment(100_001, "DEU-FRA");
         let rejection = rules.check(&over).err();
         assert_eq!(
-            rejection.as_ref().map(|r| r.code),
+            rejection.as_ref().map(|r| r.code.clone()),
             Some(ReasonCode::TravelRuleIncomplete)
         );
         assert!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::providers::{CallError, ProviderClient};
+use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IpSecurity {
@@ -61,20 +61,25 @@ pub struct Checked<T> {
     pub at: DateTime<Utc>,
 }
 
-/// Calls a provider, retrying while it is unavailable until `bound` has
-/// passed, then giving up with the last error: screening fails closed.
-/// Refusals end at once.
+/// Sends `request`, retrying while the provider is unavailable until `bound`
+/// has passed, then giving up with the last error: screening fails closed.
+/// Every try carries the deadline, so no wait inside the client (a
+/// provider's `Retry-After`, a back-off) outlasts the bound. Refusals end at
+/// once.
 async fn checked<T: serde::de::DeserializeOwned>(
     client: &ProviderClient,
+    request: Request,
     bound: Duration,
-    method: reqwest::Method,
-    path_and_query: &str,
-    body: Option<&Value>,
 ) -> Result<Checked<T>, CallError> {
     let started = Instant::now();
+    // A bound too large for the clock is no bound.
+    let request = match started.checked_add(bound) {
+        Some(deadline) => request.deadline(deadline),
+        None => request,
+    };
     let mut pause = Duration::from_millis(100);
     let raw: Value = loop {
-        match client.call(method.clone(), path_and_query, body).await {
+        match request.send_json().await {
             Err(CallError::Unavailable { provider, reason })
                 if started.elapsed() + pause < bound =>
             {
@@ -87,7 +92,7 @@ async fn checked<T: serde::de::DeserializeOwned>(
     };
     let answer = T::deserialize(&raw).map_err(|error| CallError::Refused {
         provider: client.name(),
-        reason: format!("unexpected answer: {error}"),
+        reason: Refused::Unreadable(format!("unexpected answer: {error}")),
     })?;
     Ok(Checked {
         answer,
@@ -102,14 +107,11 @@ pub async fn check_ip(
     ip: &str,
     bound: Duration,
 ) -> Result<Checked<IpAnswer>, CallError> {
-    checked(
-        client,
-        bound,
-        reqwest::Method::GET,
-        &format!("/v1/?ip_address={ip}"),
-        None,
-    )
-    .await
+    // The address is the payer's, so untrusted: a query value, encoded.
+    let request = client
+        .request(Method::GET, &["v1", ""])
+        .query("ip_address", ip);
+    checked(client, request, bound).await
 }
 
 pub async fn screen_party(
@@ -122,12 +124,70 @@ pub async fn screen_party(
         "country": party.country,
         "dateOfBirth": party.date_of_birth,
     });
-    checked(
-        client,
-        bound,
-        reqwest::Method::POST,
-        "/v1/screen",
-        Some(&body),
-    )
-    .await
+    let request = client.request(Method::POST, &["v1", "screen"]).json(&body);
+    checked(client, request, bound).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paystream_sandbox::{Config, IP_INTELLIGENCE, Server};
+    use tokio_util::sync::CancellationToken;
+
+    /// An IP-intelligence client against a sandbox behaving as `behaviour`;
+    /// the sandbox stops when the token is dropped.
+    async fn ip_intelligence(behaviour: &str) -> (ProviderClient, CancellationToken) {
+        let mut config = Config::local();
+        config.ip_intelligence = behaviour.parse().unwrap();
+        let server = Server::build(&config).await.unwrap();
+        let base = format!("http://{}/{IP_INTELLIGENCE}", server.local_addr());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server.run(shutdown.clone()));
+        let client = ProviderClient::new(IP_INTELLIGENCE, &base, Default::default()).unwrap();
+        (client, shutdown)
+    }
+
+    #[tokio::test]
+    async fn a_client_ip_cannot_change_the_provider_url() {
+        let (client, _sandbox) = ip_intelligence("ok").await;
+        for ip in [
+            "1.2.3.4/../../admin?x=",
+            "8.8.8.8#/../../admin?x=",
+            "8.8.8.8&ip_address=1.1.1.1",
+        ] {
+            // The provider's refusal quotes the whole value it was asked
+            // about: it reached the lookup as one parameter.
+            match check_ip(&client, ip, Duration::from_secs(5)).await {
+                Err(CallError::Refused { reason, .. }) => {
+                    let reason = reason.to_string();
+                    assert!(reason.contains(&format!("`{ip}`")), "{ip}: {reason}");
+                }
+                other => panic!("{ip}: expected the provider to refuse it, got {other:?}"),
+            }
+        }
+    }
+
+    async fn assert_the_bound_is_kept(throttle: &str) {
+        let (client, _sandbox) = ip_intelligence(throttle).await;
+        let checked = tokio::time::timeout(
+            Duration::from_secs(30),
+            check_ip(&client, "8.8.8.8", Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("`{throttle}`: screening waited far past its bound"));
+        assert!(
+            matches!(checked, Err(CallError::Unavailable { .. })),
+            "`{throttle}`: {checked:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_day_long_retry_after_in_seconds_keeps_the_screening_bound() {
+        assert_the_bound_is_kept("throttle=86400").await;
+    }
+
+    #[tokio::test]
+    async fn a_day_long_retry_after_as_a_date_keeps_the_screening_bound() {
+        assert_the_bound_is_kept("throttle=date:86400").await;
+    }
 }

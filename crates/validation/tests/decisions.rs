@@ -189,8 +189,8 @@ async fn a_throttling_provider_slows_validation_but_rejects_nothing() {
     expected.sort();
     assert_eq!(ids, expected);
     assert_eq!(pipeline.written(Topic::PaymentRejected), 0);
-    let throttled = paystream_validation::metrics::METRICS
-        .provider_calls
+    let throttled = paystream_provider_client::metrics::METRICS
+        .calls
         .with_label_values(&["aml", "throttled"])
         .get();
     assert!(throttled > 0, "the provider did throttle");

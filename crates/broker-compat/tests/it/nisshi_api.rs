@@ -1,8 +1,6 @@
 //! What Paystream relies on from the nisshi broker, client-visible, through
 //! librdkafka. Runs against the stack's broker (`make dev-up`, or
 //! `PAYSTREAM_TEST_KAFKA_BOOTSTRAP`), each test on its own topics and groups.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -1,8 +1,6 @@
 //! Fault injection on librdkafka's in-process mock cluster: what the pipeline
 //! must ride through (brokers down, retriable produce errors, coordinator
 //! moves) and the transactional API Paystream uses on clusters that have it.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

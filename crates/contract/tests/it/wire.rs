@@ -1,8 +1,6 @@
 //! The contract on the wire: events encoded through a real schema registry,
 //! carried by the real broker, decoded back; and every kind of bad record
 //! turned into a typed error.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

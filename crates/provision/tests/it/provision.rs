@@ -1,7 +1,5 @@
 //! Provisioning against the real broker and a real registry, run twice to show
 //! it is idempotent.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use paystream_contract::Topic;
 use paystream_provision::{Config, TopicOutcome, create_topics, register_schemas};

@@ -1,7 +1,5 @@
 //! Acked records and committed offsets survive SIGKILL of the broker. Each test
 //! starts its own nisshi process on SQLite storage so it can kill it.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

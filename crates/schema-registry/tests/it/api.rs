@@ -1,8 +1,6 @@
 //! The registry's REST API as clients see it. Written only against HTTP, with
 //! a subject per test, so that it also passes against Confluent's registry:
 //! `PAYSTREAM_TEST_SCHEMA_REGISTRY_URL=http://host:8081 cargo test -p paystream-schema-registry`.
-// Test helpers fail the test by panicking; that is their error report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use paystream_testkit::{TestRegistry, unique};
 use reqwest::StatusCode;
@@ -381,4 +379,111 @@ async fn concurrent_registrations_to_one_subject_get_distinct_consecutive_versio
     assert_eq!(ids.len(), 8, "every distinct schema gets its own id");
     let (_, versions) = api.get(&format!("/subjects/{subject}/versions")).await;
     assert_eq!(versions, json!([1, 2, 3, 4, 5, 6, 7, 8]));
+}
+
+#[tokio::test]
+async fn boolean_query_parameters_ignore_case() {
+    // Confluent's Python client sends `True`/`False`; Confluent's server takes them.
+    let api = Api::start().await;
+    let subject = unique("flags-value");
+    api.set_subject_level(&subject, "NONE").await;
+    let id = api.register_ok(&subject, &payment("")).await;
+    api.register_ok(&subject, r#""string""#).await;
+
+    let (status, found) = api
+        .post(
+            &format!("/subjects/{subject}?normalize=False&deleted=False"),
+            json!({ "schema": payment("") }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["id"], id);
+
+    let retyped = r#"{"type":"record","name":"Payment","namespace":"test.paystream","fields":[
+        {"name":"paymentId","type":"string"},{"name":"amountMinor","type":"string"}]}"#;
+    for (verbose, lists_reasons) in [("True", true), ("TRUE", true), ("False", false)] {
+        let (status, check) = api
+            .post(
+                &format!(
+                    "/compatibility/subjects/{subject}/versions/1?normalize=True&verbose={verbose}"
+                ),
+                json!({ "schema": retyped }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "verbose={verbose}: {check}");
+        assert_eq!(
+            check.get("messages").is_some(),
+            lists_reasons,
+            "verbose={verbose}: {check}"
+        );
+    }
+
+    let (status, body) = api
+        .get(&format!("/config/{subject}-unset?defaultToGlobal=True"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, _) = api.delete(&format!("/subjects/{subject}/versions/2")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, versions) = api
+        .get(&format!("/subjects/{subject}/versions?deleted=True"))
+        .await;
+    assert_eq!(versions, json!([1, 2]));
+    let (status, body) = api
+        .delete(&format!("/subjects/{subject}/versions/2?permanent=True"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, versions) = api
+        .get(&format!("/subjects/{subject}/versions?deleted=tRuE"))
+        .await;
+    assert_eq!(versions, json!([1]));
+}
+
+#[tokio::test]
+async fn a_query_flag_that_is_not_a_boolean_is_refused_with_a_confluent_error() {
+    // Our own registry only: Confluent's reads anything but `true` as false.
+    let registry = TestRegistry::start_own().await;
+    let api = Api {
+        base: registry.url.clone(),
+        http: reqwest::Client::new(),
+        _registry: registry,
+    };
+    let subject = unique("bad-flags-value");
+    api.register_ok(&subject, &payment("")).await;
+
+    for path in [
+        format!("/subjects/{subject}/versions?deleted=yes"),
+        format!("/subjects/{subject}/versions?deleted="),
+        format!("/config/{subject}?defaultToGlobal=1"),
+    ] {
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(error_code(&body), 400, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("true or false"),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = api
+        .post(
+            &format!("/compatibility/subjects/{subject}/versions/latest?verbose=maybe"),
+            json!({ "schema": payment("") }),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, 400));
+    assert!(
+        body["message"].as_str().unwrap().contains("'verbose'"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/subjects/{subject}?normalize=sometimes"),
+            json!({ "schema": payment("") }),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, 400));
+    let (status, body) = api
+        .delete(&format!("/subjects/{subject}?permanent=please"))
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, 400));
 }

@@ -1,0 +1,352 @@
+//! The client: admission (breaker, `Retry-After` pause, rate), one try, and
+//! the retry loop around them.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use paystream_service_kit::TokenBucket;
+use rand::Rng;
+use reqwest::{Method, StatusCode, Url, header};
+use tokio::sync::Semaphore;
+
+use crate::breaker::{Breaker, Pass};
+use crate::error::{BuildError, CallError, Refused, Unavailable};
+use crate::metrics::{self, METRICS, Outcome};
+use crate::request::{Answer, Request};
+use crate::retry_after;
+use crate::settings::ProviderSettings;
+
+/// Past this no `max_retry_after` goes: a pause is an `Instant` ahead, and
+/// a day is a day even for the most patient caller.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// A 429 without a `Retry-After` that can be read.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What a refusal keeps of the provider's answer: enough to say why.
+const BODY_KEPT: usize = 512;
+
+/// A client for one provider; clones share everything (connections, limits,
+/// breaker, pause).
+#[derive(Debug, Clone)]
+pub struct ProviderClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: &'static str,
+    base: Url,
+    http: reqwest::Client,
+    settings: ProviderSettings,
+    in_flight: Semaphore,
+    breaker: Breaker,
+    gate: Mutex<Gate>,
+}
+
+/// What every caller waits for before a try.
+#[derive(Debug)]
+struct Gate {
+    bucket: TokenBucket,
+    /// From a 429's `Retry-After`: nobody calls before then.
+    paused_until: Option<Instant>,
+}
+
+enum Wait {
+    Paused(Duration),
+    Rate(Duration),
+}
+
+enum Attempt {
+    Done(Answer),
+    Throttled(Duration),
+    Failed(Unavailable),
+    Refused(Refused),
+}
+
+impl ProviderClient {
+    /// A client for the provider `name` (the label of its metrics and logs)
+    /// at `base_url`, to which request paths are appended.
+    pub fn new(
+        name: &'static str,
+        base_url: &str,
+        settings: ProviderSettings,
+    ) -> Result<Self, BuildError> {
+        let bad_url = |reason: String| BuildError::BaseUrl {
+            provider: name,
+            url: base_url.to_owned(),
+            reason,
+        };
+        let base = Url::parse(base_url).map_err(|error| bad_url(error.to_string()))?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(bad_url("not an http or https URL".into()));
+        }
+        if settings.max_retry_after > MAX_RETRY_AFTER {
+            return Err(BuildError::MaxRetryAfter {
+                provider: name,
+                max: settings.max_retry_after,
+            });
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(settings.concurrency)
+            .timeout(settings.timeout)
+            .user_agent(settings.user_agent.as_str())
+            .build()
+            .map_err(|source| BuildError::Http {
+                provider: name,
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name,
+                base,
+                http,
+                in_flight: Semaphore::new(settings.concurrency.max(1)),
+                breaker: Breaker::new(name, settings.breaker_threshold, settings.breaker_cool_down),
+                gate: Mutex::new(Gate {
+                    bucket: TokenBucket::new(f64::from(settings.rate_per_second.max(1))),
+                    paused_until: None,
+                }),
+                settings,
+            }),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.inner.name
+    }
+
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.inner.settings
+    }
+
+    /// A request to the base URL's path followed by `path`, one
+    /// percent-encoded segment each: a value in a segment cannot change the
+    /// path (`["v1", ""]` is `/v1/`).
+    pub fn request(&self, method: Method, path: &[&str]) -> Request {
+        Request::new(self.clone(), method, self.inner.base.clone(), path)
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.inner
+            .gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unavailable(&self, reason: Unavailable) -> CallError {
+        CallError::Unavailable {
+            provider: self.inner.name,
+            reason,
+        }
+    }
+
+    fn refused(&self, reason: Refused) -> CallError {
+        CallError::Refused {
+            provider: self.inner.name,
+            reason,
+        }
+    }
+
+    /// Sends `request`, retrying as the settings say, until its deadline if
+    /// it has one. Throttling never counts as a failure: without a deadline
+    /// it is waited out, however long it lasts.
+    pub(crate) async fn execute(&self, request: &Request) -> Result<Answer, CallError> {
+        if let Some(problem) = request.malformed() {
+            metrics::count(self.inner.name, Outcome::Refused);
+            return Err(self.refused(Refused::Malformed(problem.to_owned())));
+        }
+        let Some(deadline) = request.deadline_at() else {
+            return self.tries(request, None).await;
+        };
+        // The tries give up early when a wait they know of goes past the
+        // deadline; this catches the rest (a slow try, a full semaphore).
+        // Cutting a try short drops its breaker pass unrecorded: our deadline
+        // says nothing about the provider.
+        let tries = self.tries(request, Some(deadline));
+        match tokio::time::timeout_at(deadline.into(), tries).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::count(self.inner.name, Outcome::Deadline);
+                Err(self.unavailable(Unavailable::Deadline))
+            }
+        }
+    }
+
+    async fn tries(
+        &self,
+        request: &Request,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, CallError> {
+        let name = self.inner.name;
+        let settings = &self.inner.settings;
+        let mut failures = 0;
+        loop {
+            let pass = self.admit(deadline).await?;
+            let started = Instant::now();
+            match self.attempt(request).await {
+                Attempt::Done(answer) => {
+                    pass.succeeded();
+                    metrics::count(name, Outcome::Ok);
+                    METRICS
+                        .seconds
+                        .with_label_values(&[name])
+                        .observe(started.elapsed().as_secs_f64());
+                    return Ok(answer);
+                }
+                Attempt::Throttled(asked) => {
+                    // It answered: it is up, and the trial of a half-open
+                    // circuit reports so.
+                    pass.succeeded();
+                    metrics::count(name, Outcome::Throttled);
+                    let wait = asked.min(settings.max_retry_after);
+                    tracing::debug!(
+                        provider = name,
+                        asked_ms = millis(asked),
+                        wait_ms = millis(wait),
+                        "throttled; pausing"
+                    );
+                    let until = Instant::now() + wait;
+                    self.pause(until);
+                    if deadline.is_some_and(|deadline| until > deadline) {
+                        return Err(self.unavailable(Unavailable::Throttled { wait }));
+                    }
+                }
+                Attempt::Failed(reason) => {
+                    pass.failed();
+                    metrics::count(name, Outcome::Failed);
+                    failures += 1;
+                    if failures >= settings.attempts {
+                        return Err(self.unavailable(reason));
+                    }
+                    let backoff = backoff(failures);
+                    if deadline.is_some_and(|deadline| Instant::now() + backoff > deadline) {
+                        return Err(self.unavailable(reason));
+                    }
+                    tokio::time::sleep(backoff).await;
+                }
+                Attempt::Refused(reason) => {
+                    pass.succeeded();
+                    metrics::count(name, Outcome::Refused);
+                    return Err(self.refused(reason));
+                }
+            }
+        }
+    }
+
+    /// A breaker pass once any `Retry-After` pause is over and the rate
+    /// allows a try; refused at once if a wait would end past `deadline`.
+    async fn admit(&self, deadline: Option<Instant>) -> Result<Pass<'_>, CallError> {
+        let Some(pass) = self.inner.breaker.admit() else {
+            metrics::count(self.inner.name, Outcome::CircuitOpen);
+            return Err(self.unavailable(Unavailable::CircuitOpen));
+        };
+        loop {
+            let now = Instant::now();
+            let wait = {
+                let mut gate = self.gate();
+                match gate.paused_until {
+                    Some(until) if until > now => Some(Wait::Paused(until - now)),
+                    _ => gate.bucket.take(now).err().map(Wait::Rate),
+                }
+            };
+            let (wait, reason) = match wait {
+                None => return Ok(pass),
+                Some(Wait::Paused(wait)) => (wait, Unavailable::Throttled { wait }),
+                Some(Wait::Rate(wait)) => (wait, Unavailable::Deadline),
+            };
+            if deadline.is_some_and(|deadline| now + wait > deadline) {
+                metrics::count(self.inner.name, Outcome::Deadline);
+                return Err(self.unavailable(reason));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn pause(&self, until: Instant) {
+        let mut gate = self.gate();
+        if gate.paused_until.is_none_or(|current| current < until) {
+            gate.paused_until = Some(until);
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Attempt {
+        // The semaphore is never closed; were it, no call could go out.
+        let Ok(_permit) = self.inner.in_flight.acquire().await else {
+            return Attempt::Failed(Unavailable::Connection("client closed".into()));
+        };
+        let response = match request.build(&self.inner.http).send().await {
+            Ok(response) => response,
+            Err(error) => return Attempt::Failed(transport(&error)),
+        };
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let asked = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| retry_after::parse(value, chrono::Utc::now()))
+                .unwrap_or(DEFAULT_RETRY_AFTER);
+            return Attempt::Throttled(asked);
+        }
+        if status.is_server_error() {
+            return Attempt::Failed(Unavailable::Status(status));
+        }
+        if !status.is_success() {
+            let body = match response.text().await {
+                Ok(body) => truncate(body),
+                Err(error) => format!("(body unreadable: {error})"),
+            };
+            return Attempt::Refused(Refused::Status { status, body });
+        }
+        let headers = response.headers().clone();
+        match response.bytes().await {
+            Ok(body) => Attempt::Done(Answer {
+                status,
+                headers,
+                body: body.to_vec(),
+            }),
+            Err(error) => Attempt::Failed(transport(&error)),
+        }
+    }
+}
+
+/// Before try `failures + 1`: 100 ms, 200 ms, … up to 3.2 s, each plus up to
+/// as much again at random, so callers that failed together do not retry
+/// together.
+fn backoff(failures: u32) -> Duration {
+    let base = 50u64 << failures.min(6);
+    let jitter = rand::rng().random_range(0..=base);
+    Duration::from_millis(base + jitter)
+}
+
+/// For logs: a provider may ask for more milliseconds than a u64 holds.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn transport(error: &reqwest::Error) -> Unavailable {
+    if error.is_timeout() {
+        return Unavailable::Timeout;
+    }
+    // reqwest's message is "error sending request"; the cause is below it.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    Unavailable::Connection(text)
+}
+
+fn truncate(mut body: String) -> String {
+    if body.len() > BODY_KEPT {
+        let mut end = BODY_KEPT;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+        body.push('…');
+    }
+    body
+}

@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+/// How one provider is called.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// Calls in flight at most.
+    pub concurrency: usize,
+    /// Calls per second at most (the provider's documented rate).
+    pub rate_per_second: u32,
+    /// Timeout of one try.
+    pub timeout: Duration,
+    /// Tries per call for timeouts, connection errors and 5xx.
+    pub attempts: u32,
+    /// Consecutive failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long an open circuit refuses calls before one trial call.
+    pub breaker_cool_down: Duration,
+    /// The longest `Retry-After` honoured. A provider can ask for anything,
+    /// a day or a number that overflows a clock; past this the client tries
+    /// again anyway, and the provider can say so again. At most a day.
+    pub max_retry_after: Duration,
+    /// `User-Agent` of every call.
+    pub user_agent: String,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 256,
+            rate_per_second: 5_000,
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            breaker_threshold: 20,
+            breaker_cool_down: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(60),
+            user_agent: concat!("paystream/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! What goes over the wire: the URL built from segments and query values
+//! that cannot change it, headers and bodies the same on every try, and the
+//! metrics each try counts.
+
+use std::time::Duration;
+
+use paystream_provider_client::metrics::METRICS;
+use paystream_provider_client::{
+    CallError, Method, ProviderSettings, Refused, StatusCode, Unavailable,
+};
+use serde_json::{Value, json};
+
+use crate::support::{Provider, one_try};
+
+#[tokio::test]
+async fn path_segments_and_query_values_cannot_change_the_path() {
+    let ip = Provider::ip_intelligence("ok").await;
+    let client = ip.client("ip-intelligence", one_try());
+    let hostile = "1.2.3.4/../../admin?x=";
+
+    let result = client
+        .request(Method::GET, &["v1", ""])
+        .query("ip_address", hostile)
+        .send_json::<Value>()
+        .await;
+    match result {
+        Err(CallError::Refused {
+            reason: Refused::Status { status, body },
+            ..
+        }) => {
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            // The lookup got the whole value as its one parameter.
+            assert!(body.contains(&format!("`{hostile}`")), "{body}");
+        }
+        other => panic!("expected the provider to refuse `{hostile}`, got {other:?}"),
+    }
+    let received = ip.control.received();
+    assert_eq!(
+        received[0].uri.to_string(),
+        "/ip-intelligence/v1/?ip_address=1.2.3.4%2F..%2F..%2Fadmin%3Fx%3D"
+    );
+
+    // In a path segment it stays one segment.
+    let result = client.request(Method::GET, &["v1", hostile]).send().await;
+    assert!(
+        matches!(
+            result,
+            Err(CallError::Refused {
+                reason: Refused::Status {
+                    status: StatusCode::NOT_FOUND,
+                    ..
+                },
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let received = ip.control.received();
+    assert_eq!(
+        received[1].uri.path(),
+        "/ip-intelligence/v1/1.2.3.4%2F..%2F..%2Fadmin%3Fx="
+    );
+
+    // `..` alone would be dropped by URL normalisation: refused, not sent.
+    for segment in ["..", "."] {
+        let result = client.request(Method::GET, &["v1", segment]).send().await;
+        assert!(
+            matches!(
+                result,
+                Err(CallError::Refused {
+                    reason: Refused::Malformed(_),
+                    ..
+                })
+            ),
+            "{segment}: {result:?}"
+        );
+    }
+    assert_eq!(ip.received(), 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try() {
+    let aml = Provider::aml("errors=1").await;
+    let client = aml.client(
+        "aml",
+        ProviderSettings {
+            attempts: 3,
+            ..ProviderSettings::default()
+        },
+    );
+    let result = client
+        .request(Method::POST, &["v1", "screen"])
+        .idempotency_key("pay-42")
+        .header("X-Request-Id", "req-7")
+        .json(&json!({ "name": "Anna Schmidt" }))
+        .send()
+        .await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(CallError::Unavailable {
+            provider: "aml",
+            reason: Unavailable::Status(StatusCode::SERVICE_UNAVAILABLE)
+        })
+    );
+    let received = aml.control.received();
+    assert_eq!(received.len(), 3, "three tries");
+    for request in &received {
+        assert_eq!(request.method, Method::POST);
+        assert_eq!(request.uri.path(), "/aml/v1/screen");
+        assert_eq!(request.headers["idempotency-key"], "pay-42");
+        assert_eq!(request.headers["x-request-id"], "req-7");
+        assert_eq!(request.headers["content-type"], "application/json");
+        assert!(
+            request.headers["user-agent"]
+                .to_str()
+                .unwrap()
+                .starts_with("paystream/")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_raw_body_goes_with_its_content_type() {
+    let aml = Provider::aml("ok").await;
+    let client = aml.client("aml", one_try());
+
+    let answer = client
+        .request(Method::POST, &["v1", "screen"])
+        .body("application/json", br#"{"name":"Anna Schmidt"}"#.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer["riskLevel"], "LOW", "{answer}");
+
+    let refused = client
+        .request(Method::POST, &["v1", "screen"])
+        .body("application/xml", "<Document/>")
+        .send()
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CallError::Refused {
+                reason: Refused::Status {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ..
+                },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let received = aml.control.received();
+    assert_eq!(received[1].headers["content-type"], "application/xml");
+}
+
+#[tokio::test]
+async fn a_malformed_request_is_refused_without_being_sent() {
+    let aml = Provider::aml("ok").await;
+    let client = aml.client("aml", one_try());
+    for request in [
+        client
+            .request(Method::POST, &["v1", "screen"])
+            .header("X-Note", "line\nbreak"),
+        client
+            .request(Method::POST, &["v1", "screen"])
+            .header("not a header", "x"),
+        client
+            .request(Method::POST, &["v1", "screen"])
+            .body("text/\u{7f}", "x"),
+    ] {
+        let result = request.send().await;
+        assert!(
+            matches!(
+                result,
+                Err(CallError::Refused {
+                    reason: Refused::Malformed(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(aml.received(), 0);
+}
+
+#[tokio::test]
+async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider() {
+    let aml = Provider::aml("latency=600s").await;
+    let client = aml.client(
+        "aml",
+        ProviderSettings {
+            timeout: Duration::from_millis(200),
+            attempts: 2,
+            breaker_threshold: 100,
+            ..ProviderSettings::default()
+        },
+    );
+    let result = tokio::time::timeout(
+        crate::support::WAIT,
+        client.request(Method::POST, &["v1", "screen"]).send(),
+    )
+    .await
+    .expect("the timeout ended each try");
+    assert_eq!(
+        result.map(|_| ()),
+        Err(CallError::Unavailable {
+            provider: "aml",
+            reason: Unavailable::Timeout
+        })
+    );
+    assert_eq!(aml.received(), 2);
+
+    // A caller's deadline shorter than the timeout ends the call; the try it
+    // cut short is not a failure of the provider, so with a threshold of one
+    // the circuit stays closed.
+    let patient = aml.client(
+        "aml",
+        ProviderSettings {
+            timeout: Duration::from_secs(60),
+            breaker_threshold: 1,
+            ..one_try()
+        },
+    );
+    let result = patient
+        .request(Method::POST, &["v1", "screen"])
+        .json(&json!({ "name": "Anna Schmidt" }))
+        .deadline(std::time::Instant::now() + Duration::from_millis(200))
+        .send()
+        .await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(CallError::Unavailable {
+            provider: "aml",
+            reason: Unavailable::Deadline
+        })
+    );
+    aml.set("ok");
+    let answer = patient
+        .request(Method::POST, &["v1", "screen"])
+        .json(&json!({ "name": "Anna Schmidt" }))
+        .send_json::<Value>()
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn each_try_is_counted_by_provider_and_outcome() {
+    let aml = Provider::aml("ok").await;
+    // A provider name of its own: other tests in this process count too.
+    let client = aml.client("metrics-probe", one_try());
+    let count = |outcome: &str| {
+        METRICS
+            .calls
+            .with_label_values(&["metrics-probe", outcome])
+            .get()
+    };
+    client
+        .request(Method::POST, &["v1", "screen"])
+        .json(&json!({ "name": "Anna Schmidt" }))
+        .send()
+        .await
+        .unwrap();
+    let refused = client
+        .request(Method::POST, &["v1", "screen"])
+        .json(&json!({ "name": " " }))
+        .send()
+        .await;
+    assert!(refused.is_err());
+    assert_eq!((count("ok"), count("refused")), (1, 1));
+    let exported = prometheus::gather()
+        .iter()
+        .any(|family| family.name() == "paystream_provider_calls_total");
+    assert!(exported, "the counter is in the default registry");
+}
