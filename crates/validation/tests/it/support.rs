@@ -1,7 +1,7 @@
 //! A validation service in-process against the dev broker (topics under a
 //! prefix of its own), a fresh database, a schema registry and the sandbox
 //! over HTTP.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::Duration;

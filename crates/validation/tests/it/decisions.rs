@@ -1,12 +1,9 @@
 //! Each rule, over the real broker, registry, PostgreSQL and the sandbox's
 //! providers answering from the real sanctions lists and IP data.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Pipeline, Setup, clean_payment};
+use crate::support::{Pipeline, Setup, clean_payment};
 use paystream_contract::{AmlAlertRaised, PaymentValidated, Topic};
 use rdkafka::Message;
 use sqlx::Connection;

@@ -1,16 +1,13 @@
 //! From the gateway's 202 to the validation service's decision: the
 //! correlationId the client is given is on the validation service's log
 //! lines for that payment and on its output event.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::{Pipeline, Setup};
-use paystream_contract::PaymentValidated;
-use paystream_gateway::auth::ApiKeys;
+use paystream_contract::{PaymentValidated, Topic};
+use paystream_e2e::{API_KEY, Stack};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -48,25 +45,11 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     // on this thread and logs through this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let pipeline = Pipeline::start(Setup::default()).await;
-    let database = paystream_testkit::fresh_database().await;
-    let mut gateway_config = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
-    gateway_config.listen = "127.0.0.1:0".parse().unwrap();
-    gateway_config.database_url = database.url;
-    gateway_config.api_keys = ApiKeys::default().with("acme", "k");
-    gateway_config.kafka = pipeline.kafka.clone();
-    gateway_config.registry =
-        paystream_bus::RegistryConfig::new(&pipeline.registry.url).auto_register();
-    let gateway = paystream_gateway::Server::build(&gateway_config)
-        .await
-        .unwrap();
-    let base = format!("http://{}", gateway.local_addr());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(gateway.run(shutdown.clone()));
-
+    let stack = Stack::start().await;
+    let base = &stack.gateway_url;
     let response = reqwest::Client::new()
         .post(format!("{base}/v1/payments"))
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .header("Idempotency-Key", "e2e-1")
         .json(&json!({
             "amount": "250.00", "currency": "EUR",
@@ -83,8 +66,19 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     let accepted: Value = response.json().await.unwrap();
     let correlation = accepted["correlationId"].as_str().unwrap().to_owned();
 
-    let validated = pipeline.read::<PaymentValidated>(1).await;
-    assert_eq!(validated[0].0.envelope.correlation_id, correlation);
+    let validated = paystream_testkit::kafka::reader(
+        &stack.pipeline.kafka.bootstrap,
+        &stack.pipeline.topic(Topic::PaymentValidated),
+        3,
+    );
+    let record = paystream_testkit::kafka::receive(&validated, 1, Duration::from_secs(60)).await;
+    let event: PaymentValidated = stack
+        .pipeline
+        .codec
+        .decode(rdkafka_payload(&record[0]))
+        .await
+        .unwrap();
+    assert_eq!(event.envelope.correlation_id, correlation);
 
     let lines = captured.lines();
     let decided: Vec<&Value> = lines
@@ -108,11 +102,9 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     for line in validation_lines {
         assert_eq!(line["correlation_id"], correlation.as_str(), "{line}");
     }
-    shutdown.cancel();
 }
 
-#[derive(clap::Parser)]
-struct GatewayDefaults {
-    #[command(flatten)]
-    config: paystream_gateway::Config,
+fn rdkafka_payload(record: &rdkafka::message::OwnedMessage) -> Option<&[u8]> {
+    use rdkafka::Message;
+    record.payload()
 }

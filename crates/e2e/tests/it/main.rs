@@ -1,0 +1,5 @@
+//! Tests that cross services, against the real broker, registry and
+//! PostgreSQL, with the sandbox playing the providers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod correlation;
