@@ -410,3 +410,39 @@ fn commit_progress(
         .with_label_values(&[group])
         .set((now_ms() - last_finished_ms.load(AtomicOrdering::Relaxed)) / 1000);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> PartitionState {
+        PartitionState {
+            scheduler: PartitionScheduler::new(Ordering::KeyOrdered { max_in_flight: 10 }),
+            sizes: HashMap::new(),
+            bytes: 0,
+            committed: None,
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn the_fetch_buffer_is_bounded_in_bytes_as_well_as_in_records() {
+        let limits = Limits {
+            records: 10_000,
+            bytes: 1024 * 1024,
+        };
+        let mut state = state();
+        // Two records of 600 KiB: far under the record cap, over the byte cap.
+        for offset in 0..2 {
+            state.sizes.insert(offset, 600 * 1024);
+            state.bytes += 600 * 1024;
+        }
+        assert!(state.over(&limits), "1.2 MiB buffered must pause fetching");
+        state.forget(0);
+        assert!(!state.over(&limits));
+        assert!(!state.under_half(&limits), "600 KiB is not under half of 1 MiB");
+        state.forget(1);
+        assert!(state.under_half(&limits));
+        assert_eq!(state.bytes, 0);
+    }
+}
