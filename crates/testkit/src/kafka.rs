@@ -171,6 +171,35 @@ pub async fn wait_for_topic(bootstrap: &str, topic: &str, timeout: Duration) {
     .await
 }
 
+/// The low and high watermarks of `topic`/`partition`.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let client: rdkafka::consumer::BaseConsumer =
+        consumer_config(bootstrap, &crate::unique("watermarks"))
+            .create()
+            .unwrap();
+    client
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap()
+}
+
+/// Every record of partitions `0..partitions` of `topic` up to their high
+/// watermarks now: exactly what was written, so a test can count it.
+pub async fn read_to_end(bootstrap: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage> {
+    let total: i64 = (0..partitions)
+        .map(|partition| {
+            let (low, high) = watermarks(bootstrap, topic, partition);
+            high - low
+        })
+        .sum();
+    let reader = reader(bootstrap, topic, partitions);
+    receive(
+        &reader,
+        usize::try_from(total).unwrap(),
+        Duration::from_secs(60),
+    )
+    .await
+}
+
 /// The offset `group` has committed for `topic`/`partition`, if any.
 pub fn committed(bootstrap: &str, group: &str, topic: &str, partition: i32) -> Option<i64> {
     let client: rdkafka::consumer::BaseConsumer =
