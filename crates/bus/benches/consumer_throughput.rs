@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
+use paystream_bus::handler::from_fn;
 use paystream_bus::{
-    Consumer, ConsumerSettings, HandlerError, KafkaConfig, Ordering, Producer, Record,
+    Consumer, ConsumerSettings, Effects, HandlerError, KafkaConfig, Ordering, Producer, Record,
 };
 use paystream_contract::{Codec, Envelope, PaymentSubmitted, Registration, RegistryClient, Topic};
 use paystream_testkit::nisshi::{Nisshi, Storage};
@@ -61,7 +62,7 @@ async fn run(nisshi: &Nisshi, codec: &Codec, scenario: &Scenario) -> f64 {
     let io = scenario.io;
     let handler = {
         let handled = handled.clone();
-        move |_: Record<PaymentSubmitted>| {
+        from_fn(move |_: Record<PaymentSubmitted>| {
             let handled = handled.clone();
             async move {
                 let wait = match io {
@@ -72,16 +73,17 @@ async fn run(nisshi: &Nisshi, codec: &Codec, scenario: &Scenario) -> f64 {
                 handled.fetch_add(1, AtomicOrdering::Relaxed);
                 Ok::<_, HandlerError>(())
             }
-        }
+        })
     };
     let shutdown = CancellationToken::new();
     let consumer = Consumer::<PaymentSubmitted>::new(
         config,
         ConsumerSettings::new(unique("bench")).ordering(scenario.ordering),
         codec.clone(),
-        Arc::new(producer),
+        Arc::new(producer.clone()),
     );
-    let task = tokio::spawn(consumer.run(handler, shutdown.clone()));
+    let task =
+        tokio::spawn(consumer.run(Effects::AtLeastOnce { producer }, handler, shutdown.clone()));
     // The clock starts at the first handled record, so group join time is
     // not counted as consumer throughput.
     wait_until(Duration::from_secs(60), "the first record", || async {

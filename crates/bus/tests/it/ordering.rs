@@ -1,17 +1,18 @@
 //! Key-ordered concurrency inside one partition: many keys at once, each
 //! key's records strictly one at a time and in produce order.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use paystream_bus::handler::from_fn;
 use paystream_bus::{HandlerError, Ordering, Record};
 use paystream_contract::PaymentSubmitted;
+use paystream_testkit::pipeline::payments;
 use paystream_testkit::{unique, wait_until};
 use rand::Rng;
+
+use crate::common;
 
 #[derive(Default)]
 struct Seen {
@@ -25,16 +26,17 @@ struct Seen {
 async fn records_of_a_key_are_handled_one_at_a_time_in_produce_order() {
     const KEYS: usize = 1_000;
     const PER_KEY: i64 = 5;
-    let env = common::Env::new(1).await;
-    env.producer
-        .send_all(common::payments(KEYS, PER_KEY))
+    let pipeline = common::pipeline(1).await;
+    pipeline
+        .producer
+        .send_all(payments(KEYS, PER_KEY))
         .await
         .unwrap();
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let handler = {
         let seen = seen.clone();
-        move |record: Record<PaymentSubmitted>| {
+        from_fn(move |record: Record<PaymentSubmitted>| {
             let seen = seen.clone();
             async move {
                 let key = record.event.debtor.account.clone();
@@ -55,9 +57,10 @@ async fn records_of_a_key_are_handled_one_at_a_time_in_produce_order() {
                     .push(record.event.amount_minor);
                 Ok::<_, HandlerError>(())
             }
-        }
+        })
     };
-    let consumer = env.start(
+    let consumer = common::start(
+        &pipeline,
         common::settings(&unique("ordered")).ordering(Ordering::KeyOrdered { max_in_flight: 100 }),
         handler,
     );
@@ -90,23 +93,21 @@ async fn records_of_a_key_are_handled_one_at_a_time_in_produce_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partition_ordering_handles_one_record_at_a_time_in_offset_order() {
-    let env = common::Env::new(1).await;
-    env.producer
-        .send_all(common::payments(20, 5))
-        .await
-        .unwrap();
+    let pipeline = common::pipeline(1).await;
+    pipeline.producer.send_all(payments(20, 5)).await.unwrap();
     let offsets = Arc::new(Mutex::new(Vec::new()));
     let handler = {
         let offsets = offsets.clone();
-        move |record: Record<PaymentSubmitted>| {
+        from_fn(move |record: Record<PaymentSubmitted>| {
             let offsets = offsets.clone();
             async move {
                 offsets.lock().unwrap().push(record.meta.offset);
                 Ok::<_, HandlerError>(())
             }
-        }
+        })
     };
-    let consumer = env.start(
+    let consumer = common::start(
+        &pipeline,
         common::settings(&unique("partition")).ordering(Ordering::Partition),
         handler,
     );

@@ -1,44 +1,51 @@
 //! Dead letters go back to their topic once their cause is fixed, unchanged
 //! but for the runtime's error headers, and each goes back once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use paystream_bus::handler::from_fn;
 use paystream_bus::replay::{LetterSummary, REPLAYED_FROM};
 use paystream_bus::{HandlerError, Record, ReplayMode, ReplayOptions, headers, replay};
 use paystream_contract::{Event, PaymentSubmitted, Topic};
+use paystream_testkit::pipeline::{Pipeline, header, payment};
 use paystream_testkit::{unique, wait_until};
 use rdkafka::Message;
 use uuid::Uuid;
 
+use crate::common;
+
 async fn run(
-    env: &common::Env,
+    pipeline: &Pipeline,
     dead_letter_topic: &str,
     options: ReplayOptions,
 ) -> Vec<LetterSummary> {
-    replay(&env.kafka, &env.producer, dead_letter_topic, &options)
-        .await
-        .unwrap()
+    replay(
+        &pipeline.kafka,
+        &pipeline.producer,
+        dead_letter_topic,
+        &options,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_the_fix() {
-    let env = common::Env::new(1).await;
+    let pipeline = common::pipeline(1).await;
     let group = unique("replay");
-    let topic = env.topic(Topic::PaymentSubmitted);
-    let dead_letter_topic = env.dead_letter_topic(Topic::PaymentSubmitted, &group);
-    let broken = common::payment("BROKEN", 0);
-    let fine = common::payment("FINE", 0);
-    env.producer
+    let topic = pipeline.topic(Topic::PaymentSubmitted);
+    let dead_letter_topic = pipeline.dead_letter_topic(Topic::PaymentSubmitted, &group);
+    let broken = payment("BROKEN", 0);
+    let fine = payment("FINE", 0);
+    pipeline
+        .producer
         .send_all([broken.clone(), fine.clone()])
         .await
         .unwrap();
     // And bytes no schema reads: dead-lettered as `deserialization`.
-    env.producer
+    pipeline
+        .producer
         .send_raw(&topic, Some(b"POISON"), b"not avro", &Vec::new())
         .await
         .unwrap();
@@ -48,7 +55,7 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
     let handled = Arc::new(Mutex::new(Vec::<(Uuid, Option<String>)>::new()));
     let handler = {
         let (fixed, handled) = (fixed.clone(), handled.clone());
-        move |record: Record<PaymentSubmitted>| {
+        from_fn(move |record: Record<PaymentSubmitted>| {
             let (fixed, handled) = (fixed.clone(), handled.clone());
             async move {
                 if record.event.debtor.account == "BROKEN" && !fixed.load(AtomicOrdering::SeqCst) {
@@ -62,10 +69,10 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
                     .push((record.event.envelope().event_id, replayed_from));
                 Ok(())
             }
-        }
+        })
     };
-    let consumer = env.start(common::settings(&group), handler);
-    common::read_topic(&env, &dead_letter_topic, 2).await;
+    let consumer = common::start(&pipeline, common::settings(&group), handler);
+    common::receive(&pipeline, &dead_letter_topic, 2).await;
     wait_until(
         Duration::from_secs(30),
         "the good record handled",
@@ -74,7 +81,7 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
     .await;
 
     let everything = run(
-        &env,
+        &pipeline,
         &dead_letter_topic,
         ReplayOptions::new(ReplayMode::DryRun),
     )
@@ -82,7 +89,7 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
     assert_eq!(everything.len(), 2, "{everything:?}");
     let handler_failures = || ReplayOptions::new(ReplayMode::Replay).error_class("handler");
     let listed = run(
-        &env,
+        &pipeline,
         &dead_letter_topic,
         ReplayOptions::new(ReplayMode::DryRun).error_class("handler"),
     )
@@ -101,7 +108,7 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
     );
 
     fixed.store(true, AtomicOrdering::SeqCst);
-    let replayed = run(&env, &dead_letter_topic, handler_failures()).await;
+    let replayed = run(&pipeline, &dead_letter_topic, handler_failures()).await;
     assert_eq!(replayed.len(), 1);
     wait_until(
         Duration::from_secs(30),
@@ -118,25 +125,21 @@ async fn one_class_of_dead_letters_is_replayed_once_unchanged_and_handled_after_
         "the same event, marked as replayed"
     );
 
-    let on_topic = common::read_topic(&env, &topic, 4).await;
+    let on_topic = common::receive(&pipeline, &topic, 4).await;
     let (original, again) = (&on_topic[0], &on_topic[3]);
     assert_eq!(again.key(), original.key());
     assert_eq!(again.payload(), original.payload(), "original bytes");
     for name in ["correlationId", "eventId", "traceparent"] {
-        assert_eq!(
-            common::header(again, name),
-            common::header(original, name),
-            "{name}"
-        );
+        assert_eq!(header(again, name), header(original, name), "{name}");
     }
     for name in ["error.class", "error.reason", "original.offset", "attempts"] {
-        assert_eq!(common::header(again, name), None, "{name} stripped");
+        assert_eq!(header(again, name), None, "{name} stripped");
     }
 
-    let nothing_left = run(&env, &dead_letter_topic, handler_failures()).await;
+    let nothing_left = run(&pipeline, &dead_letter_topic, handler_failures()).await;
     assert!(nothing_left.is_empty(), "{nothing_left:?}");
     let poison = run(
-        &env,
+        &pipeline,
         &dead_letter_topic,
         ReplayOptions::new(ReplayMode::DryRun).error_class("deserialization"),
     )

@@ -1,10 +1,8 @@
 //! Transient failures are retried without holding up other keys; permanent
-//! ones, and records that cannot be decoded, go to the dead-letter topic with
-//! their original bytes and the reason; the offset is committed only once the
-//! dead letter is acknowledged.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+//! ones, records that cannot be decoded and handlers that panic go to the
+//! dead-letter topic with their original bytes and the reason, and the
+//! partition goes on; the offset is committed only once the dead letter is
+//! acknowledged.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
@@ -12,24 +10,29 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use paystream_bus::dead_letter::{ATTEMPTS, ERROR_CLASS, ERROR_REASON, ORIGINAL_OFFSET};
+use paystream_bus::handler::from_fn;
 use paystream_bus::{DeadLetter, DeadLetterSink, HandlerError, ProduceError, Producer, Record};
 use paystream_contract::{PaymentSubmitted, Topic, samples};
+use paystream_testkit::pipeline::{header, payment};
 use paystream_testkit::{unique, wait_until};
 use rdkafka::Message;
 
+use crate::common;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transient_failure_is_retried_holding_up_only_its_own_key() {
-    let env = common::Env::new(1).await;
-    let mut records = vec![common::payment("SLOW", 0), common::payment("SLOW", 1)];
-    records.extend((0..5).map(|seq| common::payment("FAST", seq)));
-    env.producer.send_all(records).await.unwrap();
+    let pipeline = common::pipeline(1).await;
+    let mut records = vec![payment("SLOW", 0), payment("SLOW", 1)];
+    records.extend((0..5).map(|seq| payment("FAST", seq)));
+    pipeline.producer.send_all(records).await.unwrap();
 
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let attempts = Arc::new(AtomicUsize::new(0));
     let fast_done = Arc::new(AtomicUsize::new(0));
     let handler = {
         let (log, attempts, fast_done) = (log.clone(), attempts.clone(), fast_done.clone());
-        move |record: Record<PaymentSubmitted>| {
+        from_fn(move |record: Record<PaymentSubmitted>| {
             let (log, attempts, fast_done) = (log.clone(), attempts.clone(), fast_done.clone());
             async move {
                 let name = format!(
@@ -57,9 +60,9 @@ async fn a_transient_failure_is_retried_holding_up_only_its_own_key() {
                 log.lock().unwrap().push(name);
                 Ok(())
             }
-        }
+        })
     };
-    let consumer = env.start(common::settings(&unique("retry")), handler);
+    let consumer = common::start(&pipeline, common::settings(&unique("retry")), handler);
     wait_until(Duration::from_secs(60), "all 7 records handled", || async {
         (log.lock().unwrap().len() >= 7).then_some(())
     })
@@ -72,11 +75,7 @@ async fn a_transient_failure_is_retried_holding_up_only_its_own_key() {
         3,
         "two failures, then success"
     );
-    assert_eq!(
-        log.iter().filter(|name| *name == "SLOW-0").count(),
-        1,
-        "{log:?}"
-    );
+    assert_eq!(log.len(), 7, "each record handled once: {log:?}");
     let position = |name: &str| log.iter().position(|n| n == name).unwrap();
     assert!(
         position("SLOW-0") < position("SLOW-1"),
@@ -92,10 +91,10 @@ async fn a_transient_failure_is_retried_holding_up_only_its_own_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_consumer_goes_on() {
-    let env = common::Env::new(1).await;
+    let pipeline = common::pipeline(1).await;
     let group = unique("poison");
-    let topic = env.topic(Topic::PaymentSubmitted);
-    let wrong_schema = env
+    let topic = pipeline.topic(Topic::PaymentSubmitted);
+    let wrong_schema = pipeline
         .codec
         .encode(&samples::payment_validated())
         .await
@@ -110,16 +109,18 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
     ];
     let original_headers = vec![("correlationId".to_owned(), b"corr-poison".to_vec())];
     for (key, value) in &raw {
-        env.producer
+        pipeline
+            .producer
             .send_raw(&topic, Some(key.as_bytes()), value, &original_headers)
             .await
             .unwrap();
     }
-    env.producer
+    pipeline
+        .producer
         .send_all([
-            common::payment("REFUSED", 0),
-            common::payment("FLAKY", 0),
-            common::payment("GOOD", 0),
+            payment("REFUSED", 0),
+            payment("FLAKY", 0),
+            payment("GOOD", 0),
         ])
         .await
         .unwrap();
@@ -127,7 +128,7 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
     let handled = Arc::new(Mutex::new(Vec::new()));
     let handler = {
         let handled = handled.clone();
-        move |record: Record<PaymentSubmitted>| {
+        from_fn(move |record: Record<PaymentSubmitted>| {
             let handled = handled.clone();
             async move {
                 match record.event.debtor.account.as_str() {
@@ -139,24 +140,24 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
                     }
                 }
             }
-        }
+        })
     };
-    let consumer = env.start(common::settings(&group), handler);
-    let dead = common::read_topic(
-        &env,
-        &env.dead_letter_topic(Topic::PaymentSubmitted, &group),
-        5,
-    )
-    .await;
+    let consumer = common::start(&pipeline, common::settings(&group), handler);
     wait_until(
         Duration::from_secs(30),
         "offset committed past every record",
-        || async { (common::committed(&env, &group, &topic, 0) == Some(6)).then_some(()) },
+        || async {
+            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(6))
+                .then_some(())
+        },
     )
     .await;
     consumer.stop().await;
     assert_eq!(*handled.lock().unwrap(), vec!["GOOD".to_owned()]);
 
+    // Committed past a record only once its dead letter was acked: all are there.
+    let dead = common::dead_letters(&pipeline, Topic::PaymentSubmitted, &group).await;
+    assert_eq!(dead.len(), 5, "one dead letter per failed record");
     let by_key: HashMap<String, _> = dead
         .iter()
         .map(|record| {
@@ -177,8 +178,7 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
         let record = by_key
             .get(key)
             .unwrap_or_else(|| panic!("no dead letter for {key}"));
-        let header =
-            |name| common::header(record, name).unwrap_or_else(|| panic!("{key}: no {name}"));
+        let header = |name| header(record, name).unwrap_or_else(|| panic!("{key}: no {name}"));
         assert_eq!(header("error.class"), class, "{key}");
         assert!(!header("error.reason").is_empty());
         assert_eq!(header("original.topic"), topic);
@@ -200,7 +200,58 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
             "{key}: original bytes"
         );
     }
-    assert!(common::header(by_key["REFUSED"], "traceparent").is_some());
+    assert!(header(by_key["REFUSED"], "traceparent").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_handler_is_dead_lettered_and_its_partition_and_key_go_on() {
+    let pipeline = common::pipeline(1).await;
+    let group = unique("panic");
+    pipeline
+        .producer
+        .send_all((0..4).map(|seq| payment("KEY", seq)))
+        .await
+        .unwrap();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let handled = handled.clone();
+        from_fn(move |record: Record<PaymentSubmitted>| {
+            let handled = handled.clone();
+            async move {
+                assert_ne!(record.event.amount_minor, 1, "a bug in the handler");
+                handled.lock().unwrap().push(record.event.amount_minor);
+                Ok::<_, HandlerError>(())
+            }
+        })
+    };
+    let consumer = common::start(&pipeline, common::settings(&group), handler);
+    wait_until(
+        Duration::from_secs(30),
+        "offset committed past the panic",
+        || async {
+            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(4))
+                .then_some(())
+        },
+    )
+    .await;
+    consumer.stop().await;
+    assert_eq!(
+        *handled.lock().unwrap(),
+        [0, 2, 3],
+        "the key's later records were handled, in order"
+    );
+
+    let dead = common::dead_letters(&pipeline, Topic::PaymentSubmitted, &group).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(header(&dead[0], ERROR_CLASS).as_deref(), Some("panic"));
+    assert_eq!(header(&dead[0], ORIGINAL_OFFSET).as_deref(), Some("1"));
+    assert_eq!(
+        header(&dead[0], ATTEMPTS).as_deref(),
+        Some("1"),
+        "never retried"
+    );
+    let reason = header(&dead[0], ERROR_REASON).unwrap();
+    assert!(reason.contains("a bug in the handler"), "{reason}");
 }
 
 /// A dead-letter sink that fails while `broken`, noting when it was tried.
@@ -208,6 +259,12 @@ struct BrokenSink {
     inner: Producer,
     broken: AtomicBool,
     tries: Mutex<Vec<Instant>>,
+}
+
+impl BrokenSink {
+    fn tries(&self) -> usize {
+        self.tries.lock().unwrap().len()
+    }
 }
 
 impl DeadLetterSink for BrokenSink {
@@ -228,30 +285,64 @@ impl DeadLetterSink for BrokenSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
-    let env = common::Env::new(1).await;
+    let pipeline = common::pipeline(1).await;
     let group = unique("dlq-down");
-    let topic = env.topic(Topic::PaymentSubmitted);
-    env.producer
+    let topic = pipeline.topic(Topic::PaymentSubmitted);
+    // A good record, bytes no schema reads, and a good record of another key.
+    pipeline.producer.send(payment("GOOD", 0)).await.unwrap();
+    pipeline
+        .producer
         .send_raw(&topic, Some(b"bad"), b"not avro", &Vec::new())
         .await
         .unwrap();
+    pipeline.producer.send(payment("GOOD", 1)).await.unwrap();
     let sink = Arc::new(BrokenSink {
-        inner: env.producer.clone(),
+        inner: pipeline.producer.clone(),
         broken: AtomicBool::new(true),
         tries: Mutex::default(),
     });
-    let handler = |_: Record<PaymentSubmitted>| async { Ok::<_, HandlerError>(()) };
-    let consumer = env.start_with_sink(common::settings(&group), sink.clone(), handler);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let handled = handled.clone();
+        from_fn(move |_: Record<PaymentSubmitted>| {
+            handled.fetch_add(1, AtomicOrdering::SeqCst);
+            async { Ok::<_, HandlerError>(()) }
+        })
+    };
+    let consumer = common::run(
+        common::consumer_with_sink(&pipeline, common::settings(&group), sink.clone()),
+        common::at_least_once(&pipeline),
+        handler,
+    );
 
+    // Commits go on up to the stuck record...
     wait_until(
         Duration::from_secs(30),
-        "four failed dead-letter writes",
-        || async { (sink.tries.lock().unwrap().len() >= 4).then_some(()) },
+        "the offset committed up to the undecodable record",
+        || async {
+            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(1))
+                .then_some(())
+        },
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "both good records handled",
+        || async { (handled.load(AtomicOrdering::SeqCst) == 2).then_some(()) },
+    )
+    .await;
+    // ... and stay there through more failed writes, which span several
+    // commit intervals, although the record behind it is finished.
+    let tries = sink.tries();
+    wait_until(
+        Duration::from_secs(30),
+        "three more failed dead-letter writes",
+        || async { (sink.tries() >= tries + 3).then_some(()) },
     )
     .await;
     assert_eq!(
-        common::committed(&env, &group, &topic, 0).unwrap_or(0),
-        0,
+        common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0),
+        Some(1),
         "the commit does not pass the record while the DLQ is down"
     );
     let tries = sink.tries.lock().unwrap().clone();
@@ -264,9 +355,9 @@ async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
     }
 
     sink.broken.store(false, AtomicOrdering::SeqCst);
-    let dead = common::read_topic(
-        &env,
-        &env.dead_letter_topic(Topic::PaymentSubmitted, &group),
+    let dead = common::receive(
+        &pipeline,
+        &pipeline.dead_letter_topic(Topic::PaymentSubmitted, &group),
         1,
     )
     .await;
@@ -274,8 +365,12 @@ async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
     wait_until(
         Duration::from_secs(30),
         "offset committed after the dead letter",
-        || async { (common::committed(&env, &group, &topic, 0) == Some(1)).then_some(()) },
+        || async {
+            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(3))
+                .then_some(())
+        },
     )
     .await;
     consumer.stop().await;
+    assert_eq!(handled.load(AtomicOrdering::SeqCst), 2, "nothing ran twice");
 }
