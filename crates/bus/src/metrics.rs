@@ -153,6 +153,12 @@ impl Metrics {
     }
 }
 
+/// Registers the runtime's metric families now rather than at first use, so
+/// `/metrics` shows them (at zero) before any record or outbox row moved.
+pub fn init() {
+    LazyLock::force(&METRICS);
+}
+
 /// The default registry in Prometheus text format, for a `/metrics` route.
 pub fn render() -> String {
     let mut buffer = Vec::new();

@@ -85,6 +85,7 @@ impl ServiceBuilder {
     }
 
     pub async fn build(self) -> Result<Service, ServiceError> {
+        paystream_bus::metrics::init();
         let pool = match &self.database {
             Some((url, migrations, connections)) => {
                 let pool = PgPoolOptions::new()

@@ -4,8 +4,8 @@
 //!
 //! It consumes `payment.submitted` (and, with `--topics`, more topics) into
 //! [`AnyEvent`]. For each payment it writes one `effects` row in the
-//! record's transaction and emits `payment.validated`; records of the other
-//! topics are only written down. An amount of -1 makes the handler panic
+//! record's transaction and emits `payment.validated` (unless `--no-emit`);
+//! records of the other topics are only written down. An amount of -1 makes the handler panic
 //! (a poison record).
 
 use clap::Parser;
@@ -24,6 +24,10 @@ struct Args {
     /// Contract topics to consume, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "payment.submitted")]
     topics: Vec<String>,
+    /// Handle payments without emitting `payment.validated` (for a test
+    /// whose group reads that topic too).
+    #[arg(long)]
+    no_emit: bool,
     #[command(flatten)]
     kafka: KafkaConfig,
     #[command(flatten)]
@@ -34,7 +38,9 @@ struct Args {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./test-service/migrations");
 
-struct Apply;
+struct Apply {
+    emit: bool,
+}
 
 impl Handler<AnyEvent> for Apply {
     async fn handle(&self, record: Record<AnyEvent>, ctx: &mut Context) -> Result<(), HandlerError> {
@@ -50,7 +56,7 @@ impl Handler<AnyEvent> for Apply {
             other => (other.partition_key().to_owned(), 0),
         };
         let output_id = match record.event {
-            AnyEvent::PaymentSubmitted(payment) if record.meta.topic == Topic::PaymentSubmitted => {
+            AnyEvent::PaymentSubmitted(payment) if self.emit => {
                 Some(ctx.emit(|envelope| payment.into_validated(envelope)))
             }
             _ => None,
@@ -82,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         .kafka(&args.kafka, &args.registry, &args.consumer)
         .build()
         .await?;
-    service.consume::<AnyEvent, _>(&args.group, topics, Apply);
+    service.consume::<AnyEvent, _>(&args.group, topics, Apply { emit: !args.no_emit });
     println!("listening on {}", service.local_addr());
     service.run(paystream_service_kit::shutdown_on_signal()).await?;
     Ok(())

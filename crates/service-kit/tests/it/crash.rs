@@ -31,7 +31,7 @@ async fn sigkill_mid_stream_applies_every_input_once_and_emits_each_output_under
     let inputs = payments(ACCOUNTS, PER_ACCOUNT);
     pipeline.producer.send_all(inputs.clone()).await.unwrap();
 
-    let mut service = spawn_service(&pipeline, &database, &group, "payment.submitted");
+    let mut service = spawn_service(&pipeline, &database, &group, "payment.submitted", &[]);
     let pool = wait_until(Duration::from_secs(60), "the service's tables", || async {
         let pool = PgPool::connect(&database.url).await.ok()?;
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('effects') IS NOT NULL")
@@ -51,7 +51,7 @@ async fn sigkill_mid_stream_applies_every_input_once_and_emits_each_output_under
         service.start_kill().unwrap();
         service.wait().await.unwrap();
         kills.push(applied);
-        service = spawn_service(&pipeline, &database, &group, "payment.submitted");
+        service = spawn_service(&pipeline, &database, &group, "payment.submitted", &[]);
     }
     assert!(
         kills.iter().all(|applied| *applied < TOTAL),

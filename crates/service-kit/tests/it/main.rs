@@ -15,8 +15,15 @@ use sqlx::PgPool;
 use tokio::process::{Child, Command};
 
 /// Starts the test service on `pipeline`'s topics and `database`.
-pub fn spawn_service(pipeline: &Pipeline, database: &TestDatabase, group: &str, topics: &str) -> Child {
+pub fn spawn_service(
+    pipeline: &Pipeline,
+    database: &TestDatabase,
+    group: &str,
+    topics: &str,
+    extra: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_paystream-test-service"))
+        .args(extra)
         .args(["--group", group, "--topics", topics, "--database-url", &database.url])
         .args(["--schema-registry-url", &pipeline.registry.url, "--schema-auto-register"])
         .env("PAYSTREAM_KAFKA_BOOTSTRAP", &pipeline.kafka.bootstrap)

@@ -64,6 +64,7 @@ async fn one_group_reads_three_topics_in_key_order_with_dead_letters_per_topic()
         &database,
         &group,
         "payment.submitted,payment.validated,payment.rejected",
+        &["--no-emit"],
     );
     let total = TOPICS.len() as i64 * ACCOUNTS as i64 * PER_ACCOUNT;
     let pool = wait_until(Duration::from_secs(90), "every record applied", || async {

@@ -43,7 +43,10 @@ async fn a_service_answers_health_readiness_and_metrics_and_stops_on_request() {
     );
     let (code, metrics) = status(&format!("{base}/metrics")).await;
     assert_eq!(code, 200);
-    assert!(metrics.contains("# TYPE"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE paystream_bus_outbox_oldest_pending_seconds gauge"),
+        "the runtime's metrics are there before anything moved: {metrics}"
+    );
     tokio::time::timeout(Duration::from_secs(20), running.stop())
         .await
         .expect("stops within the drain deadline")
