@@ -4,80 +4,36 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
 pub mod openapi;
 pub mod payment_request;
 pub mod problem;
+pub mod rate_limit;
+pub mod reason;
 pub mod status;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use paystream_bus::{ConsumerArgs, KafkaConfig, Producer, Readiness, RegistryConfig};
+use paystream_bus::{KafkaConfig, Producer, Readiness, ServiceError};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use config::{Config, ConfigError};
+
 pub const SERVICE: &str = "gateway";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Config {
-    /// Address the API listens on.
-    #[arg(
-        long,
-        env = "PAYSTREAM_GATEWAY_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen: SocketAddr,
-
-    /// The gateway's PostgreSQL (idempotency keys, status read model);
-    /// migrated at start-up.
-    #[arg(
-        long,
-        env = "PAYSTREAM_GATEWAY_DATABASE_URL",
-        default_value = "postgres://gateway:gateway@127.0.0.1:5432/gateway"
-    )]
-    pub database_url: String,
-
-    /// API clients as `CLIENT:SHA256HEX` pairs, comma-separated (the hash of
-    /// the key; `gateway hash-api-key KEY` prints it). Empty: only the local
-    /// development key `paystream-dev-key` (client `dev`) is accepted.
-    #[arg(long, env = "PAYSTREAM_GATEWAY_API_KEYS", default_value = "")]
-    pub api_keys: auth::ApiKeys,
-
-    /// Requests per second each API client may make to /v1/payments.
-    #[arg(long, env = "PAYSTREAM_GATEWAY_RATE_LIMIT", default_value_t = 1_000)]
-    pub rate_limit_per_client: u32,
-
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "PAYSTREAM_GATEWAY_BODY_LIMIT", default_value_t = 64 * 1024)]
-    pub body_limit: usize,
-
-    /// How long a request waits for the broker's ack before answering 503.
-    #[arg(
-        long,
-        env = "PAYSTREAM_GATEWAY_ACK_TIMEOUT_MS",
-        default_value_t = 5_000
-    )]
-    pub accept_timeout_ms: u64,
-
-    /// Shared secret of the card processor's webhook signatures. Unset: the
-    /// webhook endpoint answers 503.
-    #[arg(long, env = "PAYSTREAM_GATEWAY_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
-
-    #[command(flatten)]
-    pub kafka: KafkaConfig,
-
-    #[command(flatten)]
-    pub registry: RegistryConfig,
-
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
+/// Why the gateway could not start or stopped: a refused configuration, or
+/// what any service on the bus can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
-
-pub use paystream_bus::ServiceError as StartError;
 
 pub struct Server {
     listener: TcpListener,
@@ -87,6 +43,17 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        // Refused settings are refused before anything is connected.
+        let keys = config.effective_api_keys()?;
+        let producer_kafka = config.producer_kafka()?;
+        Ok(Self::wire(config, keys, &producer_kafka).await?)
+    }
+
+    async fn wire(
+        config: &Config,
+        keys: auth::ApiKeys,
+        producer_kafka: &KafkaConfig,
+    ) -> Result<Self, ServiceError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect(&config.database_url)
@@ -94,28 +61,27 @@ impl Server {
         let store = store::Store::new(pool);
         store.migrate().await?;
         let codec = config.registry.codec()?;
-        let producer = Producer::new(&config.kafka, codec.clone(), SERVICE)?;
-        let keys = if config.api_keys.is_empty() {
-            tracing::warn!("no PAYSTREAM_GATEWAY_API_KEYS: accepting only the development key");
-            auth::ApiKeys::dev()
-        } else {
-            config.api_keys.clone()
-        };
+        let producer = Producer::new(producer_kafka, codec.clone(), SERVICE)?;
         let app = api::App {
             store: store.clone(),
             producer: producer.clone(),
-            ack_timeout: Duration::from_millis(config.accept_timeout_ms),
+            ack_timeout: config.accept_timeout(),
             webhook_secret: config
                 .webhook_secret
                 .as_ref()
                 .map(|secret| Arc::from(secret.as_bytes())),
             readiness: Readiness::new(&config.kafka, &config.registry, store.pool().clone())?,
         };
-        let router = api::router(
-            app,
-            auth::Guard::new(keys, config.rate_limit_per_client),
-            config.body_limit,
-        );
+        let limits = api::Limits {
+            guard: auth::Guard::new(
+                keys,
+                config.rate_limit_per_client,
+                config.unauthenticated_rate_limit,
+            ),
+            webhooks: rate_limit::PerIp::new(config.webhook_rate_limit),
+            body: config.body_limit,
+        };
+        let router = api::router(app, limits);
         let listener = paystream_service_kit::bind(config.listen).await?;
         let status = status::StatusFeed {
             kafka: config.kafka.clone(),
@@ -139,16 +105,21 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
         let status = tokio::spawn(self.status.run(shutdown.clone()));
-        let served = axum::serve(self.listener, self.router)
+        // The peer address is the client IP the unauthenticated and webhook
+        // rate limits count by.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
-            .map_err(StartError::Serve);
+            .map_err(ServiceError::Serve);
         shutdown.cancel();
         let consumed = match status.await {
-            Ok(result) => result.map_err(StartError::from),
+            Ok(result) => result.map_err(ServiceError::from),
             Err(_) => Ok(()),
         };
-        served.and(consumed)
+        Ok(served.and(consumed)?)
     }
 }
 
