@@ -76,23 +76,23 @@ reason_codes! {
     /// ISO MS03: not specified by the agent.
     NotSpecifiedReasonAgentGenerated = "MS03", "The payment was refused by a bank.";
     /// A party matched a sanctions list closely enough to block.
-    SanctionsMatch = "SANCTIONS_MATCH", "The payment was refused by compliance screening.";
+    SanctionsMatch = "SANCTIONS_MATCH", "The payment was declined by compliance screening.";
     /// A party matched a list loosely: held for a compliance officer.
-    ComplianceReview = "COMPLIANCE_REVIEW", "The payment is held for a compliance review.";
+    ComplianceReview = "COMPLIANCE_REVIEW", "The payment was stopped for compliance review.";
     /// Initiated from a VPN, proxy or Tor address.
-    FraudRiskAnonymisingNetwork = "FRAUD_RISK_ANONYMISING_NETWORK", "The payment was refused by fraud screening.";
+    FraudRiskAnonymisingNetwork = "FRAUD_RISK_ANONYMISING_NETWORK", "The payment was declined by fraud screening.";
     /// Initiated from a country other than the debtor's.
-    FraudRiskIpCountryMismatch = "FRAUD_RISK_IP_COUNTRY_MISMATCH", "The payment was refused by fraud screening.";
+    FraudRiskIpCountryMismatch = "FRAUD_RISK_IP_COUNTRY_MISMATCH", "The payment was declined by fraud screening.";
     /// Fraud screening could not be completed in time (fails closed).
-    IpIntelligenceUnavailable = "IP_INTELLIGENCE_UNAVAILABLE", "The payment could not be screened; please try again later.";
+    IpIntelligenceUnavailable = "IP_INTELLIGENCE_UNAVAILABLE", "Fraud screening could not be completed; the payment was not made.";
     /// Sanctions screening could not be completed in time (fails closed).
-    AmlUnavailable = "AML_UNAVAILABLE", "The payment could not be screened; please try again later.";
+    AmlUnavailable = "AML_UNAVAILABLE", "Compliance screening could not be completed; the payment was not made.";
     /// A party's country is closed to payments.
     CorridorNotAllowed = "CORRIDOR_NOT_ALLOWED", "Payments between these countries are not offered.";
     /// Above the corridor's limit for the currency.
     AmountLimitExceeded = "AMOUNT_LIMIT_EXCEEDED", "The amount is above the limit for this corridor.";
     /// Above the travel-rule threshold without the party data it needs.
-    TravelRuleIncomplete = "TRAVEL_RULE_INCOMPLETE", "Information about the payer required for this amount is missing.";
+    TravelRuleIncomplete = "TRAVEL_RULE_INCOMPLETE", "The payment lacks originator information required for its amount: the debtor's address and date of birth or national id.";
     /// The currency is not accepted on the corridor.
     UnsupportedCurrency = "UNSUPPORTED_CURRENCY", "The currency is not accepted for this corridor.";
     /// Zero or negative: a credit transfer moves a positive amount.

@@ -1,4 +1,5 @@
-//! API-key authentication and per-client rate limiting for `/v1/payments`.
+//! API-key authentication and rate limiting for `/v1/payments`: per API
+//! client, and per client IP for requests without a valid key.
 //!
 //! Keys are configured as SHA-256 hashes (`client:hex`), never in clear, so a
 //! leaked config or environment does not leak credentials; `gateway
@@ -18,6 +19,7 @@ use paystream_service_kit::TokenBucket;
 use sha2::{Digest, Sha256};
 
 use crate::problem::Problem;
+use crate::rate_limit::{self, PerIp};
 
 /// The key a developer gets from `make run`; documented, local only.
 pub const DEV_API_KEY: &str = "paystream-dev-key";
@@ -114,14 +116,18 @@ pub struct Guard {
     keys: Arc<ApiKeys>,
     rate_per_client: f64,
     buckets: Arc<Mutex<HashMap<String, TokenBucket>>>,
+    unauthenticated: PerIp,
 }
 
 impl Guard {
-    pub fn new(keys: ApiKeys, rate_per_client: u32) -> Self {
+    /// `rate_per_client` requests per second per API client;
+    /// `unauthenticated_per_ip` requests without a valid key per client IP.
+    pub fn new(keys: ApiKeys, rate_per_client: u32, unauthenticated_per_ip: u32) -> Self {
         Self {
             keys: Arc::new(keys),
             rate_per_client: f64::from(rate_per_client.max(1)),
             buckets: Arc::default(),
+            unauthenticated: PerIp::new(unauthenticated_per_ip),
         }
     }
 
@@ -134,25 +140,37 @@ impl Guard {
     }
 }
 
-/// Middleware: authenticates, rate-limits, and hands the client id on.
+/// Middleware: authenticates, rate-limits, and hands the client id on. An
+/// IP whose requests without a valid key used up its allowance is refused
+/// before its key is checked, so guessing keys cannot go faster than that.
 pub async fn require_client(
     State(guard): State<Guard>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let ip = rate_limit::client_ip(&request);
+    let now = Instant::now();
+    if let Some(wait) = guard.unauthenticated.wait(ip, now) {
+        return rate_limit::too_many(
+            format!("{ip} sent too many requests without a valid API key"),
+            wait,
+        );
+    }
     let Some(client) = guard.keys.authenticate(request.headers()) else {
+        if let Err(wait) = guard.unauthenticated.take(ip, now) {
+            return rate_limit::too_many(
+                format!("{ip} sent too many requests without a valid API key"),
+                wait,
+            );
+        }
         return Problem::unauthorized("present a valid API key as `Authorization: Bearer <key>`")
             .into_response();
     };
     if let Err(wait) = guard.admit(&client) {
-        return Problem::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many requests",
+        return rate_limit::too_many(
             format!("client `{}` is over its rate limit", client.0),
-        )
-        .retry_after(wait.as_secs_f64().ceil() as u64)
-        .into_response();
+            wait,
+        );
     }
     request.extensions_mut().insert(client);
     next.run(request).await

@@ -72,8 +72,9 @@ pub fn document() -> Value {
                     "401": problem("No valid API key"),
                     "413": { "description": "Body over the size limit" },
                     "422": problem("Invalid fields (all listed in `errors`) or an Idempotency-Key reused with another body"),
-                    "429": problem("Over the client's rate limit; see Retry-After"),
-                    "503": problem("Not acked by the broker in time; retry with the same Idempotency-Key after Retry-After")
+                    "429": problem("Over the client's rate limit, or too many requests without a valid API key from this IP; see Retry-After"),
+                    "503": problem("Not recorded (certainly not sent); retry with the same Idempotency-Key after Retry-After"),
+                    "504": problem("Not confirmed by the broker in time and possibly recorded; retry with the same Idempotency-Key (never a new one) after Retry-After: the retry completes the same payment")
                 }
             }},
             "/v1/payments/{id}": { "get": {
@@ -85,18 +86,21 @@ pub fn document() -> Value {
                     "200": { "description": "Status", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } },
                     "401": problem("No valid API key"),
                     "404": problem("No such payment for this client"),
-                    "429": problem("Over the client's rate limit; see Retry-After")
+                    "429": problem("Over the client's rate limit, or too many requests without a valid API key from this IP; see Retry-After")
                 }
             }},
             "/v1/webhooks/card-transactions": { "post": {
                 "summary": "Card processor webhook (cardtransaction.create)",
-                "description": "object_payload_signature = base64(HMAC-SHA256(secret, object_payload as sent)). Deduplicated on webhook_id.",
+                "description": "object_payload_signature = base64(HMAC-SHA256(secret, object_payload as sent)). Deduplicated on the signed cardtransactionId (webhook_id is not signed): every delivery of one card transaction, under any webhook_id, publishes one event with one eventId.",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CardWebhook" } } } },
                 "responses": {
                     "200": { "description": "Published (or already published)" },
                     "400": problem("Malformed webhook"),
                     "401": problem("Signature does not match"),
-                    "503": problem("Not acked in time; the processor should retry")
+                    "422": problem("A field that cannot be held (blank id, control characters, too long; all listed in `errors`), or a card transaction already received with other details"),
+                    "429": problem("Too many requests from this IP; see Retry-After"),
+                    "503": problem("Not recorded (certainly not sent), or webhooks not configured; the processor should retry"),
+                    "504": problem("Not confirmed in time and possibly recorded; the processor should retry (the repeat has the same eventId)")
                 }
             }},
             "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "ok" } } } },
@@ -141,8 +145,8 @@ pub fn document() -> Value {
                     "paymentId": { "type": "string", "format": "uuid" },
                     "correlationId": { "type": "string" },
                     "status": { "type": "string", "enum": ["SUBMITTED", "VALIDATED", "REJECTED"] },
-                    "reasonCode": { "type": ["string", "null"] },
-                    "reasonText": { "type": ["string", "null"] },
+                    "reasonCode": { "type": ["string", "null"], "description": "Why a payment was rejected, e.g. AMOUNT_LIMIT_EXCEEDED, SANCTIONS_MATCH" },
+                    "reasonText": { "type": ["string", "null"], "description": "A fixed description of reasonCode; screening details are never shown" },
                     "updatedAt": { "type": "string", "format": "date-time" } } },
                 "Problem": { "type": "object", "description": "RFC 9457", "properties": {
                     "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },

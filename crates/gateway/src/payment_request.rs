@@ -70,7 +70,7 @@ impl Checker {
     }
 
     /// A string field: present (if `required`), a JSON string, not blank, at
-    /// most `max` characters.
+    /// most `max` characters, no control characters.
     fn text(
         &mut self,
         field: &str,
@@ -92,6 +92,9 @@ impl Checker {
                     None
                 } else if text.chars().count() > max {
                     self.fail(field, format!("must be at most {max} characters"));
+                    None
+                } else if let Some(problem) = control_character(text) {
+                    self.fail(field, problem);
                     None
                 } else {
                     Some(text.to_owned())
@@ -179,6 +182,22 @@ impl Checker {
             country?,
         ))
     }
+}
+
+/// Why `text` cannot be a name, address, reference or id, if it holds a
+/// control character (C0, DEL or C1): no such field can show one, and
+/// PostgreSQL cannot even store U+0000.
+pub fn control_character(text: &str) -> Option<String> {
+    text.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control())
+        .map(|(at, c)| {
+            format!(
+                "must not contain control characters (U+{:04X} at character {})",
+                u32::from(c),
+                at + 1
+            )
+        })
 }
 
 /// A BIC (ISO 9362): 4-letter institution, 2-letter ISO country, 2-character
@@ -335,6 +354,36 @@ mod tests {
                 "clientIp"
             ]
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field() {
+        let mut body = valid();
+        body["endToEndId"] = json!("E2E\u{0}");
+        body["debtor"]["name"] = json!("Anna\u{0}Schmidt");
+        body["debtor"]["address"] = json!("Main St\n1");
+        body["creditor"]["nationalId"] = json!("\u{7f}1");
+        body["remittanceInformation"] = json!("Invoice \u{9b}42");
+        let errors = request(body).check().err().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "endToEndId",
+                "debtor.name",
+                "debtor.address",
+                "creditor.nationalId",
+                "remittanceInformation"
+            ]
+        );
+        assert!(
+            errors[1].detail.contains("U+0000 at character 5"),
+            "{errors:?}"
+        );
+        // Letters beyond ASCII are names, not control characters.
+        let mut body = valid();
+        body["debtor"]["name"] = json!("Zoë Ångström-Øster 王");
+        assert!(request(body).check().is_ok());
     }
 
     #[test]

@@ -38,13 +38,18 @@ impl Problem {
     }
 
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        Self::invalid("The payment is not valid", errors)
+    }
+
+    /// 422 listing every field that failed a rule.
+    pub fn invalid(title: &str, errors: Vec<FieldError>) -> Self {
         let detail = format!("{} field(s) failed validation", errors.len());
         Self {
             errors,
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
-                "The payment is not valid",
+                title,
                 detail,
             )
         }
@@ -93,6 +98,20 @@ impl Problem {
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "Try again shortly",
+            detail,
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// The broker did not confirm in time and nothing proves the record was
+    /// not written: unlike a 503 ("not sent"), this may have been recorded.
+    /// Retrying with the same key sends the very same event, so it is never
+    /// recorded twice.
+    pub fn outcome_unknown(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome-unknown",
+            "Not confirmed in time; it may have been recorded",
             detail,
         )
         .retry_after(retry_after_secs)

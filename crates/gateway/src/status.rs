@@ -6,7 +6,9 @@
 use paystream_bus::{Context, Handler, HandlerError, Record};
 use paystream_contract::{AnyEvent, Topic};
 
-use crate::store::{self, Status};
+use paystream_contract::PaymentStatus;
+
+use crate::store;
 
 pub const GROUP: &str = "gateway-status";
 
@@ -19,10 +21,10 @@ impl Handler<AnyEvent> for StatusFeed {
     async fn handle(&self, record: Record<AnyEvent>, ctx: &mut Context) -> Result<(), HandlerError> {
         let correlation_id = ctx.input().correlation_id.clone();
         let (payment_id, status, reason) = match &record.event {
-            AnyEvent::PaymentValidated(event) => (event.payment_id, Status::Validated, None),
+            AnyEvent::PaymentValidated(event) => (event.payment_id, PaymentStatus::Validated, None),
             AnyEvent::PaymentRejected(event) => (
                 event.payment_id,
-                Status::Rejected,
+                PaymentStatus::Rejected,
                 Some((event.reason_code.code(), event.reason_text.as_str())),
             ),
             other => {

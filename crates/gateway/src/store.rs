@@ -1,8 +1,12 @@
 //! The gateway's own PostgreSQL: idempotency records, the payment status read
-//! model, and the webhooks already published.
+//! model, and the card transactions received.
 
+use std::time::Duration;
+
+use paystream_contract::CardTransactionReceived;
 use serde_json::Value;
 use sqlx::PgPool;
+use paystream_contract::PaymentStatus;
 use uuid::Uuid;
 
 /// The gateway's tables; the runtime adds its own.
@@ -23,32 +27,16 @@ pub struct IdempotencyRecord {
     pub response: Option<Value>,
 }
 
-/// A payment's place in the pipeline. Ranks order the stages so that a late
-/// event of an earlier stage never moves a payment back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Submitted,
-    Validated,
-    Rejected,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Submitted => "SUBMITTED",
-            Status::Validated => "VALIDATED",
-            Status::Rejected => "REJECTED",
-        }
-    }
-
-    fn rank(self) -> i32 {
-        match self {
-            Status::Submitted => 0,
-            Status::Validated => 10,
-            // Terminal: nothing after a rejection changes it.
-            Status::Rejected => 1000,
-        }
-    }
+/// Where a card transaction stands for a delivery that wants to publish it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardClaim {
+    /// This delivery sends the event, as first stored (the JSON of a
+    /// `CardTransactionReceived`).
+    Publish(Value),
+    /// Already acknowledged by the broker: nothing to send.
+    Published(Value),
+    /// Another delivery is sending it now.
+    Busy,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,7 +45,6 @@ pub struct StatusRow {
     pub correlation_id: String,
     pub status: String,
     pub reason_code: Option<String>,
-    pub reason_text: Option<String>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -141,7 +128,7 @@ impl Store {
             &mut *tx,
             payment_id,
             correlation_id,
-            Status::Submitted,
+            PaymentStatus::Submitted,
             None,
             None,
         )
@@ -150,13 +137,15 @@ impl Store {
     }
 
     /// The status of a payment the client submitted; None for anyone else's.
+    /// The pipeline's reason text is not read: it is for compliance, not
+    /// for the client.
     pub async fn status(
         &self,
         client_id: &str,
         payment_id: Uuid,
     ) -> Result<Option<StatusRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.reason_text, s.updated_at
+            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.updated_at
              FROM payment_status s JOIN idempotency_keys k ON k.payment_id = s.payment_id
              WHERE s.payment_id = $1 AND k.client_id = $2",
         )
@@ -166,21 +155,66 @@ impl Store {
         .await
     }
 
-    pub async fn webhook_seen(&self, webhook_id: &str) -> Result<bool, sqlx::Error> {
-        let seen: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM webhook_receipts WHERE webhook_id = $1")
-                .bind(webhook_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(seen.is_some())
+    /// Claims `event`'s card transaction for this delivery to publish,
+    /// storing `stored` (the event's JSON) if it is the first delivery; a
+    /// claim lasts `lease` unless released.
+    pub async fn claim_card_transaction(
+        &self,
+        event: &CardTransactionReceived,
+        stored: &Value,
+        lease: Duration,
+    ) -> Result<CardClaim, sqlx::Error> {
+        let claimed: Option<Value> = sqlx::query_scalar(
+            "INSERT INTO card_transactions (card_transaction_id, event_id, webhook_id, card_id, event, lease_until)
+             VALUES ($1, $2, $3, $4, $5, clock_timestamp() + make_interval(secs => $6))
+             ON CONFLICT (card_transaction_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
+             WHERE card_transactions.published_at IS NULL
+               AND (card_transactions.lease_until IS NULL OR card_transactions.lease_until < clock_timestamp())
+             RETURNING event",
+        )
+        .bind(&event.card_transaction_id)
+        .bind(event.envelope.event_id)
+        .bind(&event.webhook_id)
+        .bind(&event.card_id)
+        .bind(stored)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(event) = claimed {
+            return Ok(CardClaim::Publish(event));
+        }
+        let row: Option<(Value, bool)> = sqlx::query_as(
+            "SELECT event, published_at IS NOT NULL FROM card_transactions WHERE card_transaction_id = $1",
+        )
+        .bind(&event.card_transaction_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((event, true)) => CardClaim::Published(event),
+            // Claimed by another delivery (or, in between, released by it).
+            Some((_, false)) | None => CardClaim::Busy,
+        })
     }
 
-    pub async fn record_webhook(&self, webhook_id: &str, card_id: &str) -> Result<(), sqlx::Error> {
+    pub async fn card_transaction_published(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO webhook_receipts (webhook_id, card_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "UPDATE card_transactions SET published_at = now(), lease_until = NULL
+             WHERE card_transaction_id = $1",
         )
-        .bind(webhook_id)
-        .bind(card_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up a claim whose send failed, so the processor's retry need
+    /// not wait for the lease to run out.
+    pub async fn release_card_transaction(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE card_transactions SET lease_until = NULL
+             WHERE card_transaction_id = $1 AND published_at IS NULL",
+        )
+        .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -191,7 +225,7 @@ pub(crate) async fn upsert_status<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     payment_id: Uuid,
     correlation_id: &str,
-    status: Status,
+    status: PaymentStatus,
     reason_code: Option<&str>,
     reason_text: Option<&str>,
 ) -> Result<(), sqlx::Error> {

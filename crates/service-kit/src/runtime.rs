@@ -100,6 +100,8 @@ impl ServiceBuilder {
         let codec = self.registry.codec()?;
         let producer = Producer::new(&self.kafka, codec.clone(), self.name)?;
         let readiness = Readiness::new(&self.kafka, &self.registry, pool.clone())?;
+        // A first answer for /readyz before anything is served.
+        readiness.check_now().await;
         let listener = crate::bind(self.listen).await?;
         Ok(Service {
             name: self.name,
@@ -273,8 +275,12 @@ impl Service {
         for task in self.tasks {
             tasks.spawn(task(stop.clone()));
         }
-        let http = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        // With the peer address, for routes that limit per client IP.
+        let http = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
         tasks.spawn(async move { http.await.map_err(ServiceError::Serve) });
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {

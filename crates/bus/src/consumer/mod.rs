@@ -214,8 +214,22 @@ impl<I: Inbound> Consumer<I> {
             .iter()
             .map(|topic| (self.kafka.topic(*topic), *topic))
             .collect();
-        for name in names.keys() {
-            self.ensure_dead_letter_topic(name).await?;
+        // A broker that is unreachable at start-up is waited for, not a
+        // reason to exit: the service around the consumer (an API) stays up.
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match self.ensure_dead_letter_topics(names.keys()).await {
+                Ok(()) => break,
+                Err(BusError::Kafka(error)) => {
+                    tracing::warn!(group = %self.settings.group, %error, retry_in_ms = delay.as_millis() as u64, "broker not reachable at start-up; the consumer waits for it");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(other) => return Err(other),
+            }
         }
         let group: Arc<str> = self.settings.group.as_str().into();
         tracing::info!(
@@ -276,6 +290,16 @@ impl<I: Inbound> Consumer<I> {
         })
         .await
         .map_err(|error| BusError::PollThread(error.to_string()))
+    }
+
+    async fn ensure_dead_letter_topics(
+        &self,
+        names: impl Iterator<Item = &String>,
+    ) -> Result<(), BusError> {
+        for name in names {
+            self.ensure_dead_letter_topic(name).await?;
+        }
+        Ok(())
     }
 
     /// Fails fast if the topic is missing; creates its dead-letter topic for

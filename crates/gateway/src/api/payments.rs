@@ -1,11 +1,12 @@
 //! `POST /v1/payments` and `GET /v1/payments/{id}`.
 //!
 //! A payment is answered 202 only after the broker acked its
-//! `payment.submitted` event. The event is stored under the client's
-//! Idempotency-Key before it is sent, so a client that got a 503 (or no
-//! answer) retries with the same key and the very same event (same paymentId,
-//! same eventId) is sent again: downstream deduplicates it, no second payment
-//! exists.
+//! `payment.submitted` event; 503 if it was certainly not sent; 504 if the
+//! broker did not confirm in time and it may have been written. The event is
+//! stored under the client's Idempotency-Key before it is sent, so a client
+//! that got a 503, a 504 or no answer retries with the same key and the very
+//! same event (same paymentId, same eventId) is sent again: downstream
+//! deduplicates it, no second payment exists.
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -20,10 +21,11 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{App, db_error};
+use super::{App, NotAcked, db_error, send_within};
 use crate::auth::ClientId;
 use crate::payment_request::PaymentRequest;
 use crate::problem::Problem;
+use crate::reason::ClientReason;
 use crate::store::IdempotencyRecord;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -199,7 +201,7 @@ async fn replay(
     if let Some(response) = record.response {
         return Ok(accepted(&response));
     }
-    // Stored but never acked (a 503 or a crash): send the same event again.
+    // Stored but never acked (a 503, a 504 or a crash): send the same event again.
     let event: PaymentSubmitted =
         serde_json::from_value(record.event).map_err(|_| Problem::internal())?;
     publish(app, client, key, event).await
@@ -216,22 +218,21 @@ async fn publish(
     let span =
         tracing::info_span!("payment", correlation_id = %correlation, payment_id = %payment_id);
     async {
-        match tokio::time::timeout(app.ack_timeout, app.producer.send(event)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "payment.submitted not acked; the client may retry");
+        match send_within(app, event).await {
+            Ok(()) => {}
+            Err(NotAcked::NotSent(reason)) => {
+                tracing::warn!(%reason, "payment.submitted not sent; the client may retry");
                 return Err(Problem::unavailable(
-                    "the payment could not be recorded; retry with the same Idempotency-Key",
+                    "the payment was not recorded; retry with the same Idempotency-Key",
                     1,
                 ));
             }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = app.ack_timeout.as_millis() as u64,
-                    "broker ack timed out"
-                );
-                return Err(Problem::unavailable(
-                    "the payment was not acknowledged in time; retry with the same Idempotency-Key",
+            Err(NotAcked::Unknown(reason)) => {
+                tracing::warn!(%reason, "payment.submitted not acknowledged; it may be recorded");
+                return Err(Problem::outcome_unknown(
+                    "the broker did not confirm the payment in time, so it may have been recorded: \
+                     retry with the same Idempotency-Key (never a new one), which completes it \
+                     without a second payment",
                     1,
                 ));
             }
@@ -241,10 +242,16 @@ async fn publish(
             "correlationId": correlation,
             "status": "SUBMITTED",
         });
-        app.store
+        // Acked: the payment is accepted whatever the database says now. A
+        // lost mark only means a retry with this key sends the same event
+        // again (downstream drops it); a 503 here would claim "not sent".
+        if let Err(error) = app
+            .store
             .acked(&client.0, key, payment_id, &correlation, &body)
             .await
-            .map_err(db_error)?;
+        {
+            tracing::error!(%error, "payment acked but its idempotency record not updated");
+        }
         tracing::info!("payment accepted");
         Ok(accepted(&body))
     }
@@ -261,15 +268,21 @@ pub async fn status(
         return Problem::not_found(format!("no payment `{id}`")).into_response();
     };
     match app.store.status(&client.0, payment_id).await {
-        Ok(Some(row)) => axum::Json(json!({
-            "paymentId": row.payment_id,
-            "correlationId": row.correlation_id,
-            "status": row.status,
-            "reasonCode": row.reason_code,
-            "reasonText": row.reason_text,
-            "updatedAt": row.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }))
-        .into_response(),
+        Ok(Some(row)) => {
+            // The pipeline's own reason text names screening lists, entries
+            // and scores: it stays internal; the client gets the code and a
+            // fixed description of it.
+            let reason = row.reason_code.as_deref().map(ClientReason::of);
+            axum::Json(json!({
+                "paymentId": row.payment_id,
+                "correlationId": row.correlation_id,
+                "status": row.status,
+                "reasonCode": reason.as_ref().map(|reason| reason.code.as_str()),
+                "reasonText": reason.as_ref().map(|reason| reason.description),
+                "updatedAt": row.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }))
+            .into_response()
+        }
         Ok(None) => Problem::not_found(format!("no payment `{id}`")).into_response(),
         Err(error) => db_error(error).into_response(),
     }

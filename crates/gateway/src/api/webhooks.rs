@@ -4,7 +4,14 @@
 //! `object_payload_signature = base64(HMAC-SHA256(secret, object_payload))`.
 //! The payload is therefore verified on its raw bytes, before anything parses
 //! it, and compared in constant time. Nothing forged, malformed or already
-//! seen is published; the processor gets 200 only once the event is acked.
+//! published is published; the processor gets 200 only once the event is
+//! acked.
+//!
+//! A transaction is known by its `cardtransactionId`, inside the signed
+//! payload, never by the unsigned `webhook_id` around it. Its event is
+//! claimed in the database before it is sent and its ids derive from the
+//! transaction id, so concurrent deliveries, retries after a failure and
+//! replays under new webhook ids all come to one event id.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,13 +23,18 @@ use hmac::{Hmac, Mac};
 use paystream_contract::money::to_minor_units;
 use paystream_contract::{CardTransactionReceived, Envelope};
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use tokio::time::{Duration, Instant};
 use tracing::Instrument;
+use uuid::Uuid;
 
-use super::{App, db_error};
+use super::{App, NotAcked, db_error, send_within};
+use crate::payment_request::{FieldError, control_character};
 use crate::problem::Problem;
+use crate::store::CardClaim;
 
 #[derive(Debug, Deserialize)]
 struct Webhook<'a> {
@@ -83,6 +95,73 @@ pub async fn card_transactions(
     }
 }
 
+/// Namespace of the ids derived from a card transaction id.
+const NAMESPACE: Uuid = Uuid::from_u128(0x6fdd5a0c_0c9b_4b71_b45b_8da529e0b94d);
+
+/// The eventId of a card transaction's `card.transaction.received`: the same
+/// for every delivery of it, by any gateway instance, so downstream's
+/// idempotent consumers drop whatever repeat a failure causes.
+pub fn event_id(card_transaction_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("card.transaction.received/{card_transaction_id}").as_bytes(),
+    )
+}
+
+/// The journey's correlation id, from what the processor signs: a replay
+/// under a made-up webhook_id cannot start a journey of its own.
+pub fn correlation_id(card_transaction_id: &str) -> String {
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("card-transaction/{card_transaction_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The longest text field a webhook may carry.
+const MAX_FIELD: usize = 255;
+
+/// Fields no store or downstream system can hold: refused with a 422 naming
+/// them, where PostgreSQL's refusal would be a 503 the processor retries
+/// forever.
+fn check_fields(webhook_id: &str, transaction: &CardTransaction) -> Vec<FieldError> {
+    let prefix = "object_payload.cardtransactions[0]";
+    let fields = [
+        ("webhook_id".to_owned(), webhook_id),
+        (
+            format!("{prefix}.cardtransactionId"),
+            &transaction.card_transaction_id,
+        ),
+        (format!("{prefix}.cardId"), &transaction.card_id),
+        (format!("{prefix}.amount"), &transaction.amount),
+        (format!("{prefix}.currency"), &transaction.currency),
+        (
+            format!("{prefix}.cardtransactionStatus"),
+            &transaction.status,
+        ),
+        (format!("{prefix}.merchantName"), &transaction.merchant_name),
+        (
+            format!("{prefix}.merchantCountry"),
+            &transaction.merchant_country,
+        ),
+        (format!("{prefix}.codeStatus"), &transaction.code_status),
+        (format!("{prefix}.createdDate"), &transaction.created_date),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let detail = if value.trim().is_empty() {
+                Some("must not be blank".to_owned())
+            } else if value.chars().count() > MAX_FIELD {
+                Some(format!("must be at most {MAX_FIELD} characters"))
+            } else {
+                control_character(value)
+            };
+            detail.map(|detail| FieldError { field, detail })
+        })
+        .collect()
+}
+
 async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
     let Some(secret) = app.webhook_secret.as_deref() else {
         return Err(Problem::unavailable("webhooks are not configured", 60));
@@ -94,7 +173,7 @@ async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
         webhook.object_payload.get(),
         &webhook.object_payload_signature,
     ) {
-        tracing::warn!(webhook_id = %webhook.webhook_id, "webhook signature does not match; dropped");
+        tracing::warn!(webhook_id = %webhook.webhook_id.escape_debug(), "webhook signature does not match; dropped");
         return Err(Problem::unauthorized(
             "object_payload_signature does not match the payload",
         ));
@@ -102,13 +181,17 @@ async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
     if webhook.webhook != "cardtransaction.create" {
         return Err(Problem::malformed(format!(
             "unsupported webhook `{}`",
-            webhook.webhook
+            webhook.webhook.escape_debug()
         )));
     }
     let payload: Payload = serde_json::from_str(webhook.object_payload.get())
         .map_err(|error| Problem::malformed(format!("object_payload: {error}")))?;
     let [transaction] = <[CardTransaction; 1]>::try_from(payload.cardtransactions)
         .map_err(|_| Problem::malformed("object_payload must hold exactly one card transaction"))?;
+    let errors = check_fields(&webhook.webhook_id, &transaction);
+    if !errors.is_empty() {
+        return Err(Problem::invalid("The card webhook is not valid", errors));
+    }
     let currency = iso_currency::Currency::from_code(&transaction.currency).ok_or_else(|| {
         Problem::malformed(format!(
             "`{}` is not an ISO 4217 currency",
@@ -119,56 +202,127 @@ async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
     let amount_minor = to_minor_units(&transaction.amount, exponent, currency.code())
         .map_err(|error| Problem::malformed(format!("amount {error}")))?;
 
-    let span = tracing::info_span!("card_webhook", webhook_id = %webhook.webhook_id, correlation_id = %webhook.webhook_id);
-    async {
-        if app
+    let id = transaction.card_transaction_id;
+    let mut envelope = Envelope::first(correlation_id(&id), format!("card-transaction:{id}"), "");
+    envelope.event_id = event_id(&id);
+    let event = CardTransactionReceived {
+        envelope,
+        webhook_id: webhook.webhook_id.clone(),
+        card_transaction_id: id,
+        card_id: transaction.card_id,
+        amount_minor,
+        currency: currency.code().to_owned(),
+        transaction_status: transaction.status,
+        merchant_name: transaction.merchant_name,
+        merchant_country: transaction.merchant_country,
+        code_status: transaction.code_status,
+        processor_created_at: transaction.created_date,
+    };
+    let span = tracing::info_span!(
+        "card_webhook",
+        webhook_id = %webhook.webhook_id,
+        card_transaction_id = %event.card_transaction_id,
+        correlation_id = %event.envelope.correlation_id,
+    );
+    deliver(app, event).instrument(span).await
+}
+
+/// Publishes a card transaction once however many deliveries of it arrive,
+/// concurrently or not: the first claims it and sends; the others wait
+/// for that send and answer as it did, or take over if it failed.
+async fn deliver(app: &App, event: CardTransactionReceived) -> Result<Response, Problem> {
+    let stored = serde_json::to_value(&event).map_err(|_| Problem::internal())?;
+    let deadline = Instant::now() + app.ack_timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match app
             .store
-            .webhook_seen(&webhook.webhook_id)
+            .claim_card_transaction(&event, &stored, app.ack_timeout)
             .await
             .map_err(db_error)?
         {
-            tracing::info!("duplicate webhook; already published");
-            return Ok(StatusCode::OK.into_response());
-        }
-        let event = CardTransactionReceived {
-            // The webhook id is the journey's correlation: the processor
-            // resends under it, and support asks about it.
-            envelope: Envelope::first(
-                webhook.webhook_id.clone(),
-                format!("webhook:{}", webhook.webhook_id),
-                "",
-            ),
-            webhook_id: webhook.webhook_id.clone(),
-            card_transaction_id: transaction.card_transaction_id,
-            card_id: transaction.card_id.clone(),
-            amount_minor,
-            currency: currency.code().to_owned(),
-            transaction_status: transaction.status,
-            merchant_name: transaction.merchant_name,
-            merchant_country: transaction.merchant_country,
-            code_status: transaction.code_status,
-            processor_created_at: transaction.created_date,
-        };
-        match tokio::time::timeout(app.ack_timeout, app.producer.send(event)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "card.transaction.received not acked");
-                return Err(Problem::unavailable(
-                    "not recorded; the processor should retry",
+            CardClaim::Publish(first) => return publish(app, &event, first).await,
+            CardClaim::Published(first) => {
+                same_transaction(&event, &first)?;
+                tracing::info!("card transaction already published");
+                return Ok(StatusCode::OK.into_response());
+            }
+            CardClaim::Busy if Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            CardClaim::Busy => {
+                return Err(Problem::outcome_unknown(
+                    "another delivery of this card transaction is being published; retry",
                     1,
                 ));
             }
-            Err(_) => return Err(Problem::unavailable("not acknowledged in time; retry", 1)),
         }
-        app.store
-            .record_webhook(&webhook.webhook_id, &transaction.card_id)
-            .await
-            .map_err(db_error)?;
-        tracing::info!("card transaction published");
-        Ok(StatusCode::OK.into_response())
     }
-    .instrument(span)
-    .await
+}
+
+/// A later delivery must describe the same transaction as the first:
+/// the processor signs both, so a difference is its error, not a retry.
+fn same_transaction(event: &CardTransactionReceived, first: &Value) -> Result<(), Problem> {
+    let first: CardTransactionReceived =
+        serde_json::from_value(first.clone()).map_err(|_| Problem::internal())?;
+    let comparable = |event: &CardTransactionReceived| CardTransactionReceived {
+        envelope: first.envelope.clone(),
+        webhook_id: first.webhook_id.clone(),
+        ..event.clone()
+    };
+    if comparable(event) == first {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "card-transaction-conflict",
+        "Card transaction already received with other details",
+        format!(
+            "card transaction `{}` was first received (webhook `{}`) with other details",
+            event.card_transaction_id, first.webhook_id
+        ),
+    ))
+}
+
+/// Sends the event as first stored (same eventId on every attempt).
+async fn publish(
+    app: &App,
+    event: &CardTransactionReceived,
+    first: Value,
+) -> Result<Response, Problem> {
+    same_transaction(event, &first)?;
+    let first: CardTransactionReceived =
+        serde_json::from_value(first).map_err(|_| Problem::internal())?;
+    let id = first.card_transaction_id.clone();
+    let outcome = send_within(app, first).await;
+    if let Err(not_acked) = outcome {
+        if let Err(error) = app.store.release_card_transaction(&id).await {
+            // The lease runs out by itself; the retry waits for it.
+            tracing::warn!(%error, "could not release the card transaction's claim");
+        }
+        return Err(match not_acked {
+            NotAcked::NotSent(reason) => {
+                tracing::warn!(%reason, "card.transaction.received not sent");
+                Problem::unavailable("not recorded; the processor should retry", 1)
+            }
+            NotAcked::Unknown(reason) => {
+                tracing::warn!(%reason, "card.transaction.received not acknowledged");
+                Problem::outcome_unknown(
+                    "not confirmed in time and possibly recorded; the processor should retry (a repeat is dropped downstream)",
+                    1,
+                )
+            }
+        });
+    }
+    // Published: that is what the processor needs to know. A lost mark only
+    // means a later delivery sends the same event again, which downstream
+    // drops as a duplicate.
+    if let Err(error) = app.store.card_transaction_published(&id).await {
+        tracing::error!(%error, "card transaction published but not marked so");
+    }
+    tracing::info!("card transaction published");
+    Ok(StatusCode::OK.into_response())
 }
 
 #[cfg(test)]
