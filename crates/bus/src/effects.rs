@@ -33,7 +33,7 @@ pub enum Effects {
 
 /// What `begin` found.
 pub(crate) enum Begun {
-    Fresh(Context),
+    Fresh(Box<Context>),
     /// This group already processed the event: nothing to do.
     Duplicate,
 }
@@ -88,19 +88,19 @@ impl Effects {
             }
             Self::AtLeastOnce { .. } => None,
         };
-        Ok(Begun::Fresh(Context::new(
+        Ok(Begun::Fresh(Box::new(Context::new(
             claim,
             input.clone(),
             headers.clone(),
             self.producer().name(),
-        )))
+        ))))
     }
 
     /// Makes the attempt's effects durable: the claim (if the handler never
     /// opened the transaction), the outbox rows and the commit, then a nudge
     /// to the relay; or, without a database, the sends. Ok(false): another
     /// delivery had processed the event, and this attempt changed nothing.
-    pub(crate) async fn finish(&self, mut ctx: Context) -> Result<bool, HandlerError> {
+    pub(crate) async fn finish(&self, mut ctx: Box<Context>) -> Result<bool, HandlerError> {
         if ctx.has_database() {
             let opened = ctx.tx().await.map(drop);
             match opened {
@@ -127,8 +127,7 @@ impl Effects {
                 for event in staged {
                     prepared.push(producer.prepare_staged(event).await?);
                 }
-                futures::future::try_join_all(prepared.iter().map(|p| producer.enqueue(p)))
-                    .await?;
+                futures::future::try_join_all(prepared.iter().map(|p| producer.enqueue(p))).await?;
                 Ok(true)
             }
             _ => Err(HandlerError::permanent(
@@ -159,4 +158,3 @@ pub async fn claim(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
-

@@ -110,7 +110,14 @@ impl Context {
                 )
             })?;
             let mut tx = claim.pool.begin().await?;
-            if !claim_event(&mut tx, &claim.group, self.input.event_id, claim.topic.name()).await? {
+            if !claim_event(
+                &mut tx,
+                &claim.group,
+                self.input.event_id,
+                claim.topic.name(),
+            )
+            .await?
+            {
                 tx.rollback().await?;
                 self.duplicate = true;
                 return Err(HandlerError::transient(

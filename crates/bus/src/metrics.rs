@@ -44,7 +44,11 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
 /// Registers a collector. Registration fails only for a name registered
 /// twice: the metric still counts, it is just missing from `/metrics`, which
 /// is worth a loud log rather than a crash of the service.
-fn register(registry: &Registry, name: &str, collector: impl prometheus::core::Collector + 'static) {
+fn register(
+    registry: &Registry,
+    name: &str,
+    collector: impl prometheus::core::Collector + 'static,
+) {
     if let Err(error) = registry.register(Box::new(collector)) {
         tracing::error!(name, %error, "metric not registered; it will be missing from /metrics");
     }

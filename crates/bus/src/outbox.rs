@@ -278,7 +278,8 @@ impl Outbox {
             }
             outcomes
         });
-        let mut outcomes: Vec<(usize, Outcome)> = join_all(sends).await.into_iter().flatten().collect();
+        let mut outcomes: Vec<(usize, Outcome)> =
+            join_all(sends).await.into_iter().flatten().collect();
         outcomes.sort_by_key(|(index, _)| *index);
         outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }

@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use crate::config::KafkaConfig;
 use crate::error::ProduceError;
-use crate::headers::{self, HeaderList};
 use crate::handler::Staged;
+use crate::headers::{self, HeaderList};
 
 /// Where an acknowledged record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

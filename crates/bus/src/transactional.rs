@@ -34,9 +34,9 @@ use crate::config::KafkaConfig;
 use crate::consumer::{ConsumerSettings, Record, RecordMeta};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::error::{BusError, HandlerError, ProduceError, decode_class};
+use crate::handler::{Context, Handler};
 use crate::headers;
 use crate::producer::Producer;
-use crate::handler::{Context, Handler};
 
 /// Most records one transaction covers.
 const MAX_BATCH: usize = 500;
@@ -224,7 +224,12 @@ impl<E: Event> TransactionalConsumer<E> {
             Err(error) if error.is_transient() => return Outcome::Retry(error.to_string()),
             Err(error) => (decode_class(&error), error.to_string()),
             Ok(event) => {
-                let mut ctx = Context::new(None, event.envelope().clone(), list.clone(), producer.name());
+                let mut ctx = Context::new(
+                    None,
+                    event.envelope().clone(),
+                    list.clone(),
+                    producer.name(),
+                );
                 let meta = RecordMeta::of(record, E::TOPIC, list, group.into(), attempt);
                 let handled = AssertUnwindSafe(handler.handle(Record { event, meta }, &mut ctx))
                     .catch_unwind()
@@ -235,7 +240,9 @@ impl<E: Event> TransactionalConsumer<E> {
                     // exactly when the input offsets move past the record.
                     Ok(ctx) => match send_staged(producer, ctx).await {
                         Ok(()) => return Outcome::Done,
-                        Err(error) if error.is_transient() => return Outcome::Retry(error.to_string()),
+                        Err(error) if error.is_transient() => {
+                            return Outcome::Retry(error.to_string());
+                        }
                         Err(error) => ("handler", error.to_string()),
                     },
                     Err(HandlerError::Transient(reason)) => {

@@ -34,7 +34,11 @@ impl<E: Event> Inbound for E {
         topic == E::TOPIC
     }
 
-    async fn decode(codec: &Codec, _topic: Topic, bytes: Option<&[u8]>) -> Result<Self, DecodeError> {
+    async fn decode(
+        codec: &Codec,
+        _topic: Topic,
+        bytes: Option<&[u8]>,
+    ) -> Result<Self, DecodeError> {
         codec.decode::<E>(bytes).await
     }
 
@@ -134,7 +138,10 @@ mod tests {
         assert_eq!(Inbound::envelope(&any), &sample.envelope);
         assert!(PaymentSubmitted::accepts(Topic::PaymentSubmitted));
         assert!(!PaymentSubmitted::accepts(Topic::PaymentValidated));
-        assert_eq!(PaymentSubmitted::default_topics(), [Topic::PaymentSubmitted]);
+        assert_eq!(
+            PaymentSubmitted::default_topics(),
+            [Topic::PaymentSubmitted]
+        );
         assert!(AnyEvent::default_topics().is_empty());
     }
 }

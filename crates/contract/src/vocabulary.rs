@@ -238,7 +238,13 @@ mod tests {
     fn statuses_round_trip_and_final_states_outrank_the_rest() {
         for status in PaymentStatus::ALL {
             assert_eq!(PaymentStatus::from_name(status.name()), Some(status));
-            assert_eq!(status.is_final(), matches!(status, PaymentStatus::Settled | PaymentStatus::Rejected | PaymentStatus::Reversed));
+            assert_eq!(
+                status.is_final(),
+                matches!(
+                    status,
+                    PaymentStatus::Settled | PaymentStatus::Rejected | PaymentStatus::Reversed
+                )
+            );
         }
         assert!(PaymentStatus::Debited.rank() > PaymentStatus::Validated.rank());
     }

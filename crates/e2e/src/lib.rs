@@ -58,7 +58,10 @@ impl Stack {
         validation.aml_url = format!("{sandbox_url}/aml");
         validation.kafka = pipeline.kafka.clone();
         validation.registry = registry.clone();
-        let validation = paystream_validation::build(&validation).await.unwrap().start();
+        let validation = paystream_validation::build(&validation)
+            .await
+            .unwrap()
+            .start();
 
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();

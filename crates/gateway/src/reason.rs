@@ -57,7 +57,10 @@ mod tests {
         let sanctions = ClientReason::of("SANCTIONS_MATCH");
         assert_eq!(sanctions.code, "SANCTIONS_MATCH");
         assert!(!sanctions.description.contains("list"));
-        assert_eq!(ClientReason::of("AC04").description, "The account is closed.");
+        assert_eq!(
+            ClientReason::of("AC04").description,
+            "The account is closed."
+        );
         assert_eq!(ClientReason::of("XT99").description, GENERIC);
         assert_eq!(ClientReason::of("XT99").code, "XT99");
         assert_eq!(ClientReason::of("entry 12345 (score 0.96)").code, NO_CODE);

@@ -18,7 +18,11 @@ pub const TOPICS: [Topic; 2] = [Topic::PaymentValidated, Topic::PaymentRejected]
 pub struct StatusFeed;
 
 impl Handler<AnyEvent> for StatusFeed {
-    async fn handle(&self, record: Record<AnyEvent>, ctx: &mut Context) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        record: Record<AnyEvent>,
+        ctx: &mut Context,
+    ) -> Result<(), HandlerError> {
         let correlation_id = ctx.input().correlation_id.clone();
         let (payment_id, status, reason) = match &record.event {
             AnyEvent::PaymentValidated(event) => (event.payment_id, PaymentStatus::Validated, None),

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use paystream_contract::CardTransactionReceived;
+use paystream_contract::PaymentStatus;
 use serde_json::Value;
 use sqlx::PgPool;
-use paystream_contract::PaymentStatus;
 use uuid::Uuid;
 
 /// The gateway's tables; the runtime adds its own.

@@ -44,7 +44,8 @@ use crate::readiness::Readiness;
 /// by a crash, or staged by another replica).
 const RELAY_POLL: Duration = Duration::from_millis(500);
 
-type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, Result<(), ServiceError>> + Send>;
+type Task =
+    Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, Result<(), ServiceError>> + Send>;
 
 /// What a service needs before it can be built.
 pub struct ServiceBuilder {
@@ -237,11 +238,15 @@ impl Service {
     }
 
     /// Runs a task of the service's own beside the runtime's until `shutdown`.
-    pub fn spawn<F>(&mut self, task: impl FnOnce(CancellationToken) -> F + Send + 'static) -> &mut Self
+    pub fn spawn<F>(
+        &mut self,
+        task: impl FnOnce(CancellationToken) -> F + Send + 'static,
+    ) -> &mut Self
     where
         F: Future<Output = Result<(), ServiceError>> + Send + 'static,
     {
-        self.tasks.push(Box::new(move |shutdown| Box::pin(task(shutdown))));
+        self.tasks
+            .push(Box::new(move |shutdown| Box::pin(task(shutdown))));
         self
     }
 
@@ -284,7 +289,9 @@ impl Service {
         tasks.spawn(async move { http.await.map_err(ServiceError::Serve) });
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {
-            let outcome = joined.map_err(|error| ServiceError::Task(error.to_string())).and_then(|r| r);
+            let outcome = joined
+                .map_err(|error| ServiceError::Task(error.to_string()))
+                .and_then(|r| r);
             if let Err(error) = outcome {
                 tracing::error!(service = self.name, %error, "a part of the service failed; stopping the rest");
                 if result.is_ok() {

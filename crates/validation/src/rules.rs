@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use paystream_contract::{PaymentSubmitted, ReasonCode};
 use paystream_contract::money::to_minor_units;
+use paystream_contract::{PaymentSubmitted, ReasonCode};
 
 /// A rejection: a machine-readable code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -159,7 +159,11 @@ impl Partitions {
     /// Hands partitions over: stop starting records, let the running ones
     /// finish within the drain deadline (then abandon them), and commit
     /// synchronously up to the first unfinished record.
-    pub(super) fn release<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, released: &[(String, i32)]) {
+    pub(super) fn release<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        released: &[(String, i32)],
+    ) {
         let works: Vec<Arc<PartitionWork>> = {
             let mut owned = lock(&self.owned);
             released
@@ -440,7 +444,10 @@ mod tests {
         assert!(state.over(&limits), "1.2 MiB buffered must pause fetching");
         state.forget(0);
         assert!(!state.over(&limits));
-        assert!(!state.under_half(&limits), "600 KiB is not under half of 1 MiB");
+        assert!(
+            !state.under_half(&limits),
+            "600 KiB is not under half of 1 MiB"
+        );
         state.forget(1);
         assert!(state.under_half(&limits));
         assert_eq!(state.bytes, 0);

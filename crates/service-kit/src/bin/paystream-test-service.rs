@@ -9,7 +9,9 @@
 //! (a poison record).
 
 use clap::Parser;
-use paystream_bus::{ConsumerArgs, Context, Handler, HandlerError, KafkaConfig, Record, RegistryConfig};
+use paystream_bus::{
+    ConsumerArgs, Context, Handler, HandlerError, KafkaConfig, Record, RegistryConfig,
+};
 use paystream_contract::{AnyEvent, Topic};
 use paystream_service_kit::Service;
 
@@ -43,7 +45,11 @@ struct Apply {
 }
 
 impl Handler<AnyEvent> for Apply {
-    async fn handle(&self, record: Record<AnyEvent>, ctx: &mut Context) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        record: Record<AnyEvent>,
+        ctx: &mut Context,
+    ) -> Result<(), HandlerError> {
         let (account, seq) = match &record.event {
             AnyEvent::PaymentSubmitted(payment) => {
                 if payment.amount_minor == -1 {
@@ -51,8 +57,12 @@ impl Handler<AnyEvent> for Apply {
                 }
                 (payment.debtor.account.clone(), payment.amount_minor)
             }
-            AnyEvent::PaymentValidated(payment) => (payment.debtor.account.clone(), payment.amount_minor),
-            AnyEvent::PaymentRejected(payment) => (payment.debtor_account.clone(), payment.amount_minor),
+            AnyEvent::PaymentValidated(payment) => {
+                (payment.debtor.account.clone(), payment.amount_minor)
+            }
+            AnyEvent::PaymentRejected(payment) => {
+                (payment.debtor_account.clone(), payment.amount_minor)
+            }
             other => (other.partition_key().to_owned(), 0),
         };
         let output_id = match record.event {
@@ -88,8 +98,16 @@ async fn main() -> anyhow::Result<()> {
         .kafka(&args.kafka, &args.registry, &args.consumer)
         .build()
         .await?;
-    service.consume::<AnyEvent, _>(&args.group, topics, Apply { emit: !args.no_emit });
+    service.consume::<AnyEvent, _>(
+        &args.group,
+        topics,
+        Apply {
+            emit: !args.no_emit,
+        },
+    );
     println!("listening on {}", service.local_addr());
-    service.run(paystream_service_kit::shutdown_on_signal()).await?;
+    service
+        .run(paystream_service_kit::shutdown_on_signal())
+        .await?;
     Ok(())
 }

@@ -43,10 +43,14 @@ async fn sigkill_mid_stream_applies_every_input_once_and_emits_each_output_under
     .await;
     let mut kills = Vec::new();
     for threshold in [TOTAL / 5, TOTAL * 2 / 5, TOTAL * 3 / 5] {
-        let applied = wait_until(Duration::from_secs(120), "effects past the next kill point", || async {
-            let applied = count(&pool, "SELECT count(*) FROM effects").await;
-            (applied >= threshold).then_some(applied)
-        })
+        let applied = wait_until(
+            Duration::from_secs(120),
+            "effects past the next kill point",
+            || async {
+                let applied = count(&pool, "SELECT count(*) FROM effects").await;
+                (applied >= threshold).then_some(applied)
+            },
+        )
         .await;
         service.start_kill().unwrap();
         service.wait().await.unwrap();
@@ -57,11 +61,15 @@ async fn sigkill_mid_stream_applies_every_input_once_and_emits_each_output_under
         kills.iter().all(|applied| *applied < TOTAL),
         "every kill must land mid-stream, before the last input: {kills:?}"
     );
-    wait_until(Duration::from_secs(180), "every input applied and the outbox drained", || async {
-        let applied = count(&pool, "SELECT count(*) FROM effects").await;
-        let pending = count(&pool, "SELECT count(*) FROM bus_outbox").await;
-        (applied >= TOTAL && pending == 0).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(180),
+        "every input applied and the outbox drained",
+        || async {
+            let applied = count(&pool, "SELECT count(*) FROM effects").await;
+            let pending = count(&pool, "SELECT count(*) FROM bus_outbox").await;
+            (applied >= TOTAL && pending == 0).then_some(())
+        },
+    )
     .await;
     service.start_kill().unwrap();
     service.wait().await.unwrap();
@@ -80,12 +88,18 @@ async fn sigkill_mid_stream_applies_every_input_once_and_emits_each_output_under
     let mut last: HashMap<&str, i64> = HashMap::new();
     for (_, account, seq, _) in &rows {
         let previous = last.insert(account, *seq);
-        assert!(previous.is_none_or(|p| p < *seq), "{account}: {seq} after {previous:?}");
+        assert!(
+            previous.is_none_or(|p| p < *seq),
+            "{account}: {seq} after {previous:?}"
+        );
     }
     // Outputs: the derived id of each input, once each (a republished row
     // after a crash carries the same id, which consumers drop).
     for (input, _, _, output) in &rows {
-        assert_eq!(*output, Some(derived_event_id(*input, Topic::PaymentValidated, 1)));
+        assert_eq!(
+            *output,
+            Some(derived_event_id(*input, Topic::PaymentValidated, 1))
+        );
     }
     let outputs = pipeline.read_all(Topic::PaymentValidated, PARTITIONS).await;
     let mut ids: HashMap<Uuid, Uuid> = HashMap::new();

@@ -24,8 +24,19 @@ pub fn spawn_service(
 ) -> Child {
     Command::new(env!("CARGO_BIN_EXE_paystream-test-service"))
         .args(extra)
-        .args(["--group", group, "--topics", topics, "--database-url", &database.url])
-        .args(["--schema-registry-url", &pipeline.registry.url, "--schema-auto-register"])
+        .args([
+            "--group",
+            group,
+            "--topics",
+            topics,
+            "--database-url",
+            &database.url,
+        ])
+        .args([
+            "--schema-registry-url",
+            &pipeline.registry.url,
+            "--schema-auto-register",
+        ])
         .env("PAYSTREAM_KAFKA_BOOTSTRAP", &pipeline.kafka.bootstrap)
         .env("PAYSTREAM_TOPIC_PREFIX", &pipeline.kafka.topic_prefix)
         .env("PAYSTREAM_CONSUMER_RETRY_SCHEDULE", "50ms,100ms")

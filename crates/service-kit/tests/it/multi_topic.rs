@@ -51,11 +51,20 @@ async fn one_group_reads_three_topics_in_key_order_with_dead_letters_per_topic()
             for topic in TOPICS {
                 pipeline
                     .producer
-                    .send_raw(&pipeline.topic(topic), Some(b"ACC00000"), b"not avro", &Vec::new())
+                    .send_raw(
+                        &pipeline.topic(topic),
+                        Some(b"ACC00000"),
+                        b"not avro",
+                        &Vec::new(),
+                    )
                     .await
                     .unwrap();
             }
-            pipeline.producer.send(payment("ACC00000", -1)).await.unwrap();
+            pipeline
+                .producer
+                .send(payment("ACC00000", -1))
+                .await
+                .unwrap();
         }
     }
 
@@ -101,12 +110,19 @@ async fn one_group_reads_three_topics_in_key_order_with_dead_letters_per_topic()
     for (key, seqs) in &seen {
         assert_eq!(*seqs, (0..PER_ACCOUNT).collect::<Vec<_>>(), "{key:?}");
     }
-    assert_eq!(count(&pool, "SELECT count(*) FROM effects WHERE seq = -1").await, 0);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM effects WHERE seq = -1").await,
+        0
+    );
 
     // Dead letters: one topic per (topic, group), each holding its own.
     for topic in TOPICS {
         let dlq = pipeline.dead_letter_topic(topic, &group);
-        let expected = if topic == Topic::PaymentSubmitted { 2 } else { 1 };
+        let expected = if topic == Topic::PaymentSubmitted {
+            2
+        } else {
+            1
+        };
         let reader = kafka::reader(&pipeline.kafka.bootstrap, &dlq, PARTITIONS);
         let letters = kafka::receive(&reader, expected, Duration::from_secs(30)).await;
         let mut classes: Vec<String> = letters
@@ -124,7 +140,10 @@ async fn one_group_reads_three_topics_in_key_order_with_dead_letters_per_topic()
         };
         assert_eq!(classes, wanted, "{dlq}");
     }
-    assert_eq!(<paystream_contract::PaymentRejected as Event>::TOPIC, Topic::PaymentRejected);
+    assert_eq!(
+        <paystream_contract::PaymentRejected as Event>::TOPIC,
+        Topic::PaymentRejected
+    );
     service.start_kill().unwrap();
     service.wait().await.unwrap();
 }

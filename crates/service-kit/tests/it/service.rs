@@ -30,7 +30,10 @@ async fn a_service_answers_health_readiness_and_metrics_and_stops_on_request() {
         .unwrap();
     let running = service.start();
     let base = running.url();
-    assert_eq!(status(&format!("{base}/healthz")).await, (200, "ok".to_owned()));
+    assert_eq!(
+        status(&format!("{base}/healthz")).await,
+        (200, "ok".to_owned())
+    );
     let body = wait_until(Duration::from_secs(20), "ready", || async {
         let (code, body) = status(&format!("{base}/readyz")).await;
         (code == 200).then_some(body)
