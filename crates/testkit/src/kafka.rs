@@ -184,6 +184,14 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
 
 /// Every record of partitions `0..partitions` of `topic` up to their high
 /// watermarks now: exactly what was written, so a test can count it.
+/// Records ever written to `topic`: the sum of its partitions' high
+/// watermarks (the broker's own count, no consumer group involved).
+pub fn records_written(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
+    (0..partitions)
+        .map(|partition| watermarks(bootstrap, topic, partition).1)
+        .sum()
+}
+
 pub async fn read_to_end(bootstrap: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage> {
     let total: i64 = (0..partitions)
         .map(|partition| {

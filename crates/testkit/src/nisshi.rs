@@ -1,5 +1,6 @@
 //! A nisshi broker process owned by one test, so the test can kill it with
-//! SIGKILL and start it again on the same storage.
+//! SIGKILL and start it again on the same storage, or freeze it (SIGSTOP:
+//! connections stay open, requests are read by nobody) and thaw it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -50,6 +51,26 @@ impl Nisshi {
         }
     }
 
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("the broker runs")
+            .id()
+            .to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// The process stops; the kernel still accepts connections and bytes.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
     pub async fn restart(&mut self) {
         self.kill9();
         self.spawn().await;
@@ -87,6 +108,7 @@ impl Nisshi {
 
 impl Drop for Nisshi {
     fn drop(&mut self) {
+        // SIGKILL ends a frozen process too.
         self.kill9();
     }
 }

@@ -2,20 +2,21 @@
 //! and stopping a consumer in this process, fast retry settings, committed
 //! offsets, and a database with the runtime's tables.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paystream_bus::{
-    BusError, Consumer, ConsumerSettings, DeadLetterSink, Effects, Handler, MIGRATOR, Outbox,
-    RetryPolicy,
+    BusError, Consumer, ConsumerSettings, Context, DeadLetterSink, Effects, Handler, HandlerError,
+    MIGRATOR, Outbox, Record, RetryPolicy,
 };
-use paystream_contract::{Inbound, Topic};
+use paystream_contract::{Inbound, PaymentSubmitted, Topic};
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{TestDatabase, fresh_database, kafka};
 use rdkafka::message::OwnedMessage;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// The producer name (and topic-prefix label) of the tests' pipelines.
 pub const PRODUCER: &str = "bus-test";
@@ -157,4 +158,23 @@ pub async fn database() -> (TestDatabase, PgPool) {
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// Emits each payment as validated, noting the output's id.
+#[derive(Clone, Default)]
+pub struct Validate {
+    pub emitted: Arc<Mutex<Vec<Uuid>>>,
+}
+
+impl Handler<PaymentSubmitted> for Validate {
+    async fn handle(
+        &self,
+        record: Record<PaymentSubmitted>,
+        ctx: &mut Context,
+    ) -> Result<(), HandlerError> {
+        let event = record.event;
+        let id = ctx.emit(|envelope| event.into_validated(envelope));
+        self.emitted.lock().unwrap().push(id);
+        Ok(())
+    }
 }

@@ -8,14 +8,13 @@
 //! turns (`RELAYS`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use paystream_bus::outbox::Pass;
 use paystream_bus::producer::Prepared;
-use paystream_bus::{Context, Handler, HandlerError, Outbox, Producer, Record};
+use paystream_bus::{Outbox, Producer};
 use paystream_contract::{PaymentSubmitted, PaymentValidated, Topic};
 use paystream_testkit::pipeline::{Pipeline, header, payment};
 use paystream_testkit::{unique, wait_until};
@@ -25,7 +24,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::common;
+use crate::common::{self, Validate};
 
 static RELAYS: AsyncMutex<()> = AsyncMutex::const_new(());
 
@@ -42,25 +41,6 @@ fn metric(name_and_labels: &str) -> f64 {
         .lines()
         .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-/// Emits each payment as validated, noting the output's id.
-#[derive(Clone, Default)]
-struct Validate {
-    emitted: Arc<Mutex<Vec<Uuid>>>,
-}
-
-impl Handler<PaymentSubmitted> for Validate {
-    async fn handle(
-        &self,
-        record: Record<PaymentSubmitted>,
-        ctx: &mut Context,
-    ) -> Result<(), HandlerError> {
-        let event = record.event;
-        let id = ctx.emit(|envelope| event.into_validated(envelope));
-        self.emitted.lock().unwrap().push(id);
-        Ok(())
-    }
 }
 
 /// Runs `outbox`'s relay until the returned token is cancelled.

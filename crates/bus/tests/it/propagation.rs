@@ -3,27 +3,12 @@
 //! trace, with no code in the handler to do so.
 
 use paystream_bus::headers::trace_id_of;
-use paystream_bus::{Context, Handler, HandlerError, Record};
-use paystream_contract::{Envelope, PaymentSubmitted, PaymentValidated, Topic, derived_event_id};
+use paystream_contract::{Envelope, PaymentValidated, Topic, derived_event_id};
 use paystream_testkit::pipeline::{header, payment};
 use paystream_testkit::unique;
 use rdkafka::Message;
 
-use crate::common;
-
-struct Validate;
-
-impl Handler<PaymentSubmitted> for Validate {
-    async fn handle(
-        &self,
-        record: Record<PaymentSubmitted>,
-        ctx: &mut Context,
-    ) -> Result<(), HandlerError> {
-        let event = record.event;
-        ctx.emit(|envelope| event.into_validated(envelope));
-        Ok(())
-    }
-}
+use crate::common::{self, Validate};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_output_event_continues_the_correlation_causation_and_trace_of_its_input() {
@@ -31,7 +16,11 @@ async fn an_output_event_continues_the_correlation_causation_and_trace_of_its_in
     let input = payment("ACC1", 0);
     pipeline.producer.send(input.clone()).await.unwrap();
 
-    let consumer = common::start(&pipeline, common::settings(&unique("relay")), Validate);
+    let consumer = common::start(
+        &pipeline,
+        common::settings(&unique("relay")),
+        Validate::default(),
+    );
     let outputs = common::receive(&pipeline, &pipeline.topic(Topic::PaymentValidated), 1).await;
     consumer.stop().await;
     let inputs = pipeline.read_all(Topic::PaymentSubmitted, 1).await;

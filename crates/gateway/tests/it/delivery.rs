@@ -9,10 +9,10 @@ use paystream_testkit::{TestRegistry, free_port, fresh_database, kafka, unique, 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::broker::Broker;
 use crate::support::{
     TOPICS, TestApp, WAIT, config, event_ids, header, payment, spawn_app, spawn_app_with,
 };
+use paystream_testkit::nisshi::{Nisshi as Broker, Storage};
 
 /// A gateway on a broker of the test's own, answering after 3 s at most,
 /// and past its first payment.
@@ -56,7 +56,7 @@ fn marker() -> Value {
 /// first still queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_answered_without_an_ack_is_not_delivered_after_the_answer() {
-    let mut broker = Broker::start().await;
+    let mut broker = Broker::start(Storage::Sqlite).await;
     let app = app_on(&broker).await;
 
     broker.kill9();
@@ -84,7 +84,7 @@ async fn a_payment_answered_without_an_ack_is_not_delivered_after_the_answer() {
 /// says "not sent", and the client's retry sends the very same event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_the_broker_stops_answering_is_not_a_503_and_its_retry_is_the_same_event() {
-    let broker = Broker::start().await;
+    let broker = Broker::start(Storage::Sqlite).await;
     let app = app_on(&broker).await;
 
     broker.freeze();

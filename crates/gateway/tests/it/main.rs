@@ -5,7 +5,6 @@
 // Test helpers fail the test by panicking; that is their error report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod broker;
 mod delivery;
 mod operations;
 mod payments;

@@ -8,7 +8,6 @@ use paystream_contract::Topic;
 use paystream_gateway::{Config, Server, api::webhooks::sign, auth::ApiKeys};
 use paystream_testkit::{TestRegistry, fresh_database, kafka, unique};
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -202,19 +201,7 @@ impl TestApp {
     /// Records ever written to a topic: the sum of its partitions' high
     /// watermarks (the broker's own count, no consumer involved).
     pub fn records_in(&self, topic: Topic) -> i64 {
-        let topic = self.topic(topic);
-        let consumer: rdkafka::consumer::BaseConsumer =
-            kafka::consumer_config(&self.config.kafka.bootstrap, &unique("count"))
-                .create()
-                .unwrap();
-        (0..3)
-            .map(|partition| {
-                consumer
-                    .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                    .map(|(_, high)| high)
-                    .unwrap()
-            })
-            .sum()
+        kafka::records_written(&self.config.kafka.bootstrap, &self.topic(topic), 3)
     }
 
     pub async fn read(&self, topic: Topic, count: usize) -> Vec<OwnedMessage> {

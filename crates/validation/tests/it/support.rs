@@ -117,20 +117,7 @@ impl Pipeline {
 
     /// Records ever written to a topic: the broker's high watermarks.
     pub fn written(&self, topic: paystream_contract::Topic) -> i64 {
-        use rdkafka::consumer::Consumer;
-        let topic = self.kafka.topic(topic);
-        let consumer: rdkafka::consumer::BaseConsumer =
-            kafka::consumer_config(&self.kafka.bootstrap, &unique("count"))
-                .create()
-                .unwrap();
-        (0..3)
-            .map(|partition| {
-                consumer
-                    .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                    .map(|(_, high)| high)
-                    .unwrap()
-            })
-            .sum()
+        kafka::records_written(&self.kafka.bootstrap, &self.kafka.topic(topic), 3)
     }
 
     /// Reads `count` rejections and maps payment id to reason code.
