@@ -16,15 +16,15 @@ pub const API_KEY: &str = "e2e-key";
 
 pub struct Stack {
     pub pipeline: Pipeline,
-    pub gateway_url: String,
+    pub gateway: Running,
     pub validation: Running,
+    /// The sandbox's.
     shutdown: CancellationToken,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        self.validation.shutdown.cancel();
     }
 }
 
@@ -69,12 +69,13 @@ impl Stack {
         gateway.api_keys = paystream_gateway::auth::ApiKeys::default().with("e2e", API_KEY);
         gateway.kafka = pipeline.kafka.clone();
         gateway.registry = registry;
-        let gateway = paystream_gateway::Server::build(&gateway).await.unwrap();
-        let gateway_url = format!("http://{}", gateway.local_addr());
-        tokio::spawn(gateway.run(shutdown.clone()));
+        let gateway = paystream_gateway::Server::build(&gateway)
+            .await
+            .unwrap()
+            .start();
         Self {
             pipeline,
-            gateway_url,
+            gateway,
             validation,
             shutdown,
         }

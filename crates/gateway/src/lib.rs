@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use paystream_contract::AnyEvent;
-use paystream_service_kit::{Service, ServiceError};
+use paystream_service_kit::{Running, Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
@@ -80,6 +80,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.service.local_addr()
+    }
+
+    /// Runs on a task of its own (tests, embedding); see [`Running`].
+    pub fn start(self) -> Running {
+        self.service.start()
     }
 
     /// Serves the API and keeps the status read model up to date until `shutdown`.

@@ -315,7 +315,7 @@ impl Service {
         Running {
             addr,
             shutdown,
-            task,
+            task: Some(task),
         }
     }
 }
@@ -333,11 +333,17 @@ impl<F: Future<Output = ()> + Send + 'static> MapOk for F {
     }
 }
 
-/// A service running on its own task.
+/// A service running on its own task; dropping it asks it to stop.
 pub struct Running {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServiceError>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl Running {
@@ -347,11 +353,14 @@ impl Running {
     }
 
     /// Stops the service gracefully and waits for it.
-    pub async fn stop(self) -> Result<(), ServiceError> {
+    pub async fn stop(mut self) -> Result<(), ServiceError> {
         self.shutdown.cancel();
-        self.task
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))?
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|error| ServiceError::Task(error.to_string()))?,
+            None => Ok(()),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let stack = Stack::start().await;
-    let base = &stack.gateway_url;
+    let base = stack.gateway.url();
     let response = reqwest::Client::new()
         .post(format!("{base}/v1/payments"))
         .bearer_auth(API_KEY)

@@ -6,12 +6,12 @@ use std::time::Duration;
 use paystream_bus::{KafkaConfig, RegistryConfig};
 use paystream_contract::Topic;
 use paystream_gateway::{Config, Server, api::webhooks::sign, auth::ApiKeys};
+use paystream_service_kit::Running;
 use paystream_testkit::{TestRegistry, fresh_database, kafka, unique};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 pub const KEY: &str = "test-key-of-acme";
 pub const SECRET: &str = "webhook-secret";
@@ -30,13 +30,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub config: Config,
     _registry: TestRegistry,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    /// Stops the gateway when the test ends.
+    _running: Running,
 }
 
 pub fn config(kafka: KafkaConfig, registry: &TestRegistry, database_url: &str) -> Config {
@@ -53,28 +48,19 @@ pub fn config(kafka: KafkaConfig, registry: &TestRegistry, database_url: &str) -
         webhook_secret: Some(SECRET.into()),
         kafka,
         registry: RegistryConfig::new(&registry.url).auto_register(),
-        consumer: <ConsumerDefaults as clap::Parser>::parse_from(["test"]).args,
+        consumer: paystream_bus::ConsumerArgs::default(),
     }
 }
 
-/// The consumer settings a deployment gets by default.
-#[derive(clap::Parser)]
-struct ConsumerDefaults {
-    #[command(flatten)]
-    args: paystream_bus::ConsumerArgs,
-}
-
 pub async fn spawn_app_with(config: Config, registry: TestRegistry) -> TestApp {
-    let server = Server::build(&config).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server.run(shutdown.clone()));
+    let running = Server::build(&config).await.unwrap().start();
+    let base = running.url();
     TestApp {
         base,
         http: reqwest::Client::new(),
         config,
         _registry: registry,
-        shutdown,
+        _running: running,
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use paystream_bus::{KafkaConfig, Producer, RegistryConfig};
 use paystream_contract::{Codec, Envelope, Event, Party, PaymentSubmitted, Topic};
 use paystream_sandbox::Behaviour;
+use paystream_service_kit::Running;
 use paystream_testkit::{TestRegistry, fresh_database, kafka, unique};
 use paystream_validation::Config;
 use rdkafka::Message;
@@ -24,7 +25,10 @@ pub struct Pipeline {
     pub config: Config,
     pub sandbox_url: String,
     pub registry: TestRegistry,
+    /// The sandbox's.
     shutdown: CancellationToken,
+    /// Stops the service when the test ends.
+    _validation: Running,
 }
 
 impl Drop for Pipeline {
@@ -83,8 +87,7 @@ impl Pipeline {
         config.screening_bound_ms = setup.screening_bound.as_millis() as u64;
         config.kafka = kafka.clone();
         config.registry = RegistryConfig::new(&registry.url).auto_register();
-        let server = paystream_validation::build(&config).await.unwrap();
-        tokio::spawn(server.run(shutdown.clone()));
+        let validation = paystream_validation::build(&config).await.unwrap().start();
 
         let codec = config.registry.codec().unwrap();
         let producer = Producer::new(&kafka, codec.clone(), "gateway-stand-in").unwrap();
@@ -96,6 +99,7 @@ impl Pipeline {
             sandbox_url,
             registry,
             shutdown,
+            _validation: validation,
         }
     }
 
