@@ -48,9 +48,13 @@ fn register(
     registry: &Registry,
     name: &str,
     collector: impl prometheus::core::Collector + 'static,
-) {
-    if let Err(error) = registry.register(Box::new(collector)) {
-        tracing::error!(name, %error, "metric not registered; it will be missing from /metrics");
+) -> bool {
+    match registry.register(Box::new(collector)) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(name, %error, "metric not registered; it will be missing from /metrics");
+            false
+        }
     }
 }
 
@@ -189,4 +193,18 @@ pub fn register_histogram(
         .unwrap_or_else(|error| unreachable!("static metric definition {name}: {error}"));
     register(prometheus::default_registry(), name, histogram.clone());
     histogram
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metric_registered_twice_is_reported_not_ignored() {
+        let registry = Registry::new();
+        let first = IntCounter::new("twice_total", "help").unwrap_or_else(|e| panic!("{e}"));
+        let second = IntCounter::new("twice_total", "help").unwrap_or_else(|e| panic!("{e}"));
+        assert!(register(&registry, "twice", first));
+        assert!(!register(&registry, "twice", second));
+    }
 }

@@ -373,35 +373,13 @@ fn commit_progress(
     last_finished_ms: &AtomicI64,
 ) {
     let group = settings.group.as_str();
-    let mut list = TopicPartitionList::new();
-    let mut positions = Vec::new();
-    let mut buffered: HashMap<String, usize> = HashMap::new();
-    let recommit = partitions.recommit.swap(false, AtomicOrdering::Relaxed);
-    for work in partitions.all() {
-        let state = lock(&work.state);
-        *buffered.entry(work.topic.clone()).or_default() += state.scheduler.buffered();
-        let Some(position) = state.scheduler.commit_position() else {
-            continue;
-        };
-        if (recommit || state.committed.is_none_or(|committed| position > committed))
-            && list
-                .add_partition_offset(&work.topic, work.partition, Offset::Offset(position))
-                .is_ok()
-        {
-            positions.push((work.clone(), position));
-        }
+    if let Err(error) = commit_advanced(partitions, |list| consumer.commit(list, CommitMode::Async))
+    {
+        tracing::warn!(group, %error, "cannot queue offset commit; it is tried again at the next interval");
     }
-    if list.count() > 0 {
-        match consumer.commit(&list, CommitMode::Async) {
-            // Recorded only once queued: a commit that could not even be
-            // queued is tried again at the next interval.
-            Ok(()) => {
-                for (work, position) in positions {
-                    lock(&work.state).committed = Some(position);
-                }
-            }
-            Err(error) => tracing::warn!(group, %error, "cannot queue offset commit"),
-        }
+    let mut buffered: HashMap<String, usize> = HashMap::new();
+    for work in partitions.all() {
+        *buffered.entry(work.topic.clone()).or_default() += lock(&work.state).scheduler.buffered();
     }
     for (topic, buffered) in buffered {
         METRICS
@@ -415,9 +393,114 @@ fn commit_progress(
         .set((now_ms() - last_finished_ms.load(AtomicOrdering::Relaxed)) / 1000);
 }
 
+/// Commits, through `commit`, every partition whose position advanced (all
+/// of them after a failed asynchronous commit), and records a position as
+/// committed only once `commit` has queued it: a commit that could not even
+/// be queued is tried again at the next interval.
+fn commit_advanced(
+    partitions: &Partitions,
+    commit: impl FnOnce(&TopicPartitionList) -> KafkaResult<()>,
+) -> KafkaResult<()> {
+    let mut list = TopicPartitionList::new();
+    let mut positions = Vec::new();
+    let recommit = partitions.recommit.swap(false, AtomicOrdering::Relaxed);
+    for work in partitions.all() {
+        let state = lock(&work.state);
+        let Some(position) = state.scheduler.commit_position() else {
+            continue;
+        };
+        if (recommit || state.committed.is_none_or(|committed| position > committed))
+            && list
+                .add_partition_offset(&work.topic, work.partition, Offset::Offset(position))
+                .is_ok()
+        {
+            positions.push((work.clone(), position));
+        }
+    }
+    if list.count() == 0 {
+        return Ok(());
+    }
+    commit(&list)?;
+    for (work, position) in positions {
+        lock(&work.state).committed = Some(position);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use rdkafka::Timestamp;
+    use rdkafka::error::KafkaError;
+
     use super::*;
+
+    fn partitions() -> Partitions {
+        Partitions {
+            ordering: Ordering::KeyOrdered { max_in_flight: 10 },
+            drain_deadline: Duration::from_secs(1),
+            group: "g".into(),
+            owned: Mutex::default(),
+            start: Arc::new(|_, _| {}),
+            recommit: AtomicBool::new(false),
+        }
+    }
+
+    fn record(offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(b"value".to_vec()),
+            Some(b"key".to_vec()),
+            "t".to_owned(),
+            Timestamp::NotAvailable,
+            0,
+            offset,
+            None,
+        )
+    }
+
+    /// The offsets each call of `commit_advanced` asked to commit.
+    fn commit_with(partitions: &Partitions, queued: bool) -> Option<Vec<i64>> {
+        let mut asked = None;
+        let result = commit_advanced(partitions, |list| {
+            asked = Some(
+                list.elements()
+                    .iter()
+                    .filter_map(|element| element.offset().to_raw())
+                    .collect(),
+            );
+            if queued {
+                Ok(())
+            } else {
+                Err(KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ))
+            }
+        });
+        assert_eq!(result.is_ok(), queued);
+        asked
+    }
+
+    #[test]
+    fn a_commit_that_could_not_be_queued_is_asked_for_again() {
+        let partitions = partitions();
+        let limits = Limits {
+            records: 100,
+            bytes: 1 << 20,
+        };
+        assert!(partitions.accept(record(0), &limits).is_none());
+        let work = partitions.work("t", 0);
+        assert!(work.finished(0, true).is_empty());
+        assert_eq!(commit_with(&partitions, false), Some(vec![1]));
+        assert_eq!(
+            commit_with(&partitions, true),
+            Some(vec![1]),
+            "the position the failed call could not queue is committed at the next one"
+        );
+        assert_eq!(
+            commit_with(&partitions, true),
+            None,
+            "nothing new to commit"
+        );
+    }
 
     fn state() -> PartitionState {
         PartitionState {
