@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kafka;
+pub mod logs;
 pub mod nisshi;
 pub mod pipeline;
 

@@ -124,6 +124,15 @@ pub fn settings(group: &str) -> ConsumerSettings {
 }
 
 /// The offset `group` has committed for `topic`/`partition`, if any.
+/// Waits until `group` has committed `position` on partition 0 of
+/// `payment.submitted`.
+pub async fn wait_committed(pipeline: &Pipeline, group: &str, position: i64, what: &str) {
+    paystream_testkit::wait_until(Duration::from_secs(30), what, || async {
+        (committed(pipeline, group, Topic::PaymentSubmitted, 0) == Some(position)).then_some(())
+    })
+    .await;
+}
+
 pub fn committed(pipeline: &Pipeline, group: &str, topic: Topic, partition: i32) -> Option<i64> {
     kafka::committed(
         &pipeline.kafka.bootstrap,

@@ -143,15 +143,7 @@ async fn poison_records_are_dead_lettered_with_their_bytes_and_reasons_and_the_c
         })
     };
     let consumer = common::start(&pipeline, common::settings(&group), handler);
-    wait_until(
-        Duration::from_secs(30),
-        "offset committed past every record",
-        || async {
-            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(6))
-                .then_some(())
-        },
-    )
-    .await;
+    common::wait_committed(&pipeline, &group, 6, "offset committed past every record").await;
     consumer.stop().await;
     assert_eq!(*handled.lock().unwrap(), vec!["GOOD".to_owned()]);
 
@@ -225,15 +217,7 @@ async fn a_panicking_handler_is_dead_lettered_and_its_partition_and_key_go_on() 
         })
     };
     let consumer = common::start(&pipeline, common::settings(&group), handler);
-    wait_until(
-        Duration::from_secs(30),
-        "offset committed past the panic",
-        || async {
-            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(4))
-                .then_some(())
-        },
-    )
-    .await;
+    common::wait_committed(&pipeline, &group, 4, "offset committed past the panic").await;
     consumer.stop().await;
     assert_eq!(
         *handled.lock().unwrap(),
@@ -316,13 +300,11 @@ async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
     );
 
     // Commits go on up to the stuck record...
-    wait_until(
-        Duration::from_secs(30),
+    common::wait_committed(
+        &pipeline,
+        &group,
+        1,
         "the offset committed up to the undecodable record",
-        || async {
-            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(1))
-                .then_some(())
-        },
     )
     .await;
     wait_until(
@@ -362,13 +344,11 @@ async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
     )
     .await;
     assert_eq!(dead[0].payload().unwrap(), b"not avro");
-    wait_until(
-        Duration::from_secs(30),
+    common::wait_committed(
+        &pipeline,
+        &group,
+        3,
         "offset committed after the dead letter",
-        || async {
-            (common::committed(&pipeline, &group, Topic::PaymentSubmitted, 0) == Some(3))
-                .then_some(())
-        },
     )
     .await;
     consumer.stop().await;

@@ -2,37 +2,13 @@
 //! correlationId the client is given is on the validation service's log
 //! lines for that payment and on its output event.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paystream_contract::{PaymentValidated, Topic};
 use paystream_e2e::{API_KEY, Stack};
+use paystream_testkit::logs::Captured;
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Log lines, as the services write them, kept for the test to read.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_output_event() {
@@ -80,7 +56,7 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
         .unwrap();
     assert_eq!(event.envelope.correlation_id, correlation);
 
-    let lines = captured.lines();
+    let lines = captured.json_lines();
     let decided: Vec<&Value> = lines
         .iter()
         .filter(|line| line["message"] == "payment decided")

@@ -1,33 +1,11 @@
 //! What the gateway refuses to start with.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use paystream_gateway::Server;
 use paystream_gateway::auth::{ApiKeys, DEV_API_KEY};
+use paystream_testkit::logs::Captured;
 use reqwest::StatusCode;
 
 use crate::support::{payment, spawn_app_with, test_config};
-
-/// Log lines written while the guard lives, on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// The development key is published in the README: a gateway others can
 /// reach must not accept it, and an empty secret must not make it do so.
