@@ -95,8 +95,8 @@ reason_codes! {
     TravelRuleIncomplete = "TRAVEL_RULE_INCOMPLETE", "The payment lacks originator information required for its amount: the debtor's address and date of birth or national id.";
     /// The currency is not accepted on the corridor.
     UnsupportedCurrency = "UNSUPPORTED_CURRENCY", "The currency is not accepted for this corridor.";
-    /// Zero or negative: a credit transfer moves a positive amount.
-    InvalidAmount = "INVALID_AMOUNT", "The amount is not valid.";
+    /// ISO AM12: zero or negative; a credit transfer moves a positive amount.
+    InvalidAmount = "AM12", "The amount is not valid.";
 }
 
 impl From<String> for ReasonCode {
@@ -232,6 +232,7 @@ mod tests {
         assert_eq!(ReasonCode::BlockedAccount.code(), "AC06");
         assert_eq!(ReasonCode::TransactionForbidden.code(), "AG01");
         assert_eq!(ReasonCode::RegulatoryReason.code(), "RR04");
+        assert_eq!(ReasonCode::InvalidAmount.code(), "AM12");
     }
 
     #[test]

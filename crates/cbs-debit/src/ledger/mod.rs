@@ -168,8 +168,7 @@ impl RefusalReason {
     /// The ISO 20022 reason the refusal travels with.
     pub fn code(self) -> ReasonCode {
         match self {
-            // ISO AM12 "InvalidAmount"; the contract has no variant for it.
-            Self::InvalidAmount => ReasonCode::Other("AM12".to_owned()),
+            Self::InvalidAmount => ReasonCode::InvalidAmount,
             Self::UnknownAccount => ReasonCode::IncorrectAccountNumber,
             Self::ClosedAccount => ReasonCode::ClosedAccountNumber,
             Self::BlockedAccount => ReasonCode::BlockedAccount,

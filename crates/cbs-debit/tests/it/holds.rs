@@ -109,14 +109,14 @@ async fn each_refusal_has_its_reason_and_moves_nothing() {
             0,
             "EUR",
             RefusalReason::InvalidAmount,
-            ReasonCode::Other("AM12".to_owned()),
+            ReasonCode::InvalidAmount,
         ),
         (
             DEBTOR,
             -5,
             "EUR",
             RefusalReason::InvalidAmount,
-            ReasonCode::Other("AM12".to_owned()),
+            ReasonCode::InvalidAmount,
         ),
     ];
     let transfers_before = transfer_count(&ledger.pool).await;
