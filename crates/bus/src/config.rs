@@ -9,6 +9,9 @@ use crate::consumer::ConsumerSettings;
 use crate::retry::{RetryPolicy, parse_schedule};
 use crate::scheduler::Ordering;
 
+/// librdkafka's `message.timeout.ms` when nothing else is set.
+pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 30_000;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaConfig {
     /// Kafka bootstrap servers.
@@ -20,13 +23,10 @@ pub struct KafkaConfig {
     pub bootstrap: String,
 
     /// How long a produced record may wait for the broker's ack before the
-    /// send fails (librdkafka `message.timeout.ms`).
-    #[arg(
-        long = "kafka-ack-timeout-ms",
-        env = "PAYSTREAM_KAFKA_ACK_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
-    pub ack_timeout_ms: u64,
+    /// send fails (librdkafka `message.timeout.ms`). Unset: 30000, unless
+    /// the service derives its own (the gateway does).
+    #[arg(long = "kafka-ack-timeout-ms", env = "PAYSTREAM_KAFKA_ACK_TIMEOUT_MS")]
+    pub ack_timeout_ms: Option<u64>,
 
     /// How long the group waits for a silent consumer (a crashed pod)
     /// before giving its partitions to another. Kafka's default is 45 s; a
@@ -70,7 +70,7 @@ impl KafkaConfig {
     pub fn new(bootstrap: impl Into<String>) -> Self {
         Self {
             bootstrap: bootstrap.into(),
-            ack_timeout_ms: 30_000,
+            ack_timeout_ms: None,
             session_timeout_ms: 10_000,
             topic_prefix: String::new(),
             properties: String::new(),
@@ -78,7 +78,7 @@ impl KafkaConfig {
     }
 
     pub fn ack_timeout(&self) -> Duration {
-        Duration::from_millis(self.ack_timeout_ms)
+        Duration::from_millis(self.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS))
     }
 
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -112,7 +112,10 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", self.ack_timeout_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                self.ack_timeout().as_millis().to_string(),
+            )
             .set("linger.ms", "2");
         config
     }

@@ -164,19 +164,18 @@ impl Config {
             });
         }
         let derived = u64::try_from((accept - PRODUCER_SLACK).as_millis()).unwrap_or(u64::MAX);
-        let configured = self.kafka.ack_timeout_ms;
         let mut kafka = self.kafka.clone();
-        kafka.ack_timeout_ms = if configured == KafkaConfig::default().ack_timeout_ms {
-            derived
-        } else if configured <= derived && configured > 0 {
-            configured
-        } else {
-            return Err(ConfigError::ProducerOutlivesAnswer {
-                kafka_ms: configured,
-                accept_ms: self.accept_timeout_ms,
-                max_ms: derived,
-            });
-        };
+        kafka.ack_timeout_ms = Some(match self.kafka.ack_timeout_ms {
+            None => derived,
+            Some(configured) if configured > 0 && configured <= derived => configured,
+            Some(configured) => {
+                return Err(ConfigError::ProducerOutlivesAnswer {
+                    kafka_ms: configured,
+                    accept_ms: self.accept_timeout_ms,
+                    max_ms: derived,
+                });
+            }
+        });
         Ok(kafka)
     }
 }
@@ -202,12 +201,20 @@ mod tests {
     fn the_producer_gives_up_before_the_gateway_answers() {
         let defaults = parse(&[]);
         assert_eq!(
-            defaults.producer_kafka().map(|k| k.ack_timeout_ms).ok(),
+            defaults
+                .producer_kafka()
+                .map(|k| k.ack_timeout_ms)
+                .ok()
+                .flatten(),
             Some(3_500)
         );
         let longer = parse(&["--accept-timeout-ms", "10000"]);
         assert_eq!(
-            longer.producer_kafka().map(|k| k.ack_timeout_ms).ok(),
+            longer
+                .producer_kafka()
+                .map(|k| k.ack_timeout_ms)
+                .ok()
+                .flatten(),
             Some(8_500)
         );
         let shorter_producer = parse(&["--kafka-ack-timeout-ms", "1000"]);
@@ -215,7 +222,8 @@ mod tests {
             shorter_producer
                 .producer_kafka()
                 .map(|k| k.ack_timeout_ms)
-                .ok(),
+                .ok()
+                .flatten(),
             Some(1_000)
         );
     }

@@ -17,7 +17,7 @@ pub enum ServiceError {
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
     #[error("a consumer failed: {0}")]
-    Consumer(paystream_bus::BusError),
+    Consumer(#[from] paystream_bus::BusError),
     #[error("a task of the service ended abnormally: {0}")]
     Task(String),
 }

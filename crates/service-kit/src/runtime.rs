@@ -26,8 +26,7 @@ use axum::Router;
 use axum::routing::get;
 use futures::future::BoxFuture;
 use paystream_bus::{
-    BusError, Consumer, ConsumerArgs, Effects, Handler, KafkaConfig, Outbox, Producer,
-    RegistryConfig,
+    Consumer, ConsumerArgs, Effects, Handler, KafkaConfig, Outbox, Producer, RegistryConfig,
 };
 use paystream_contract::{Codec, Inbound, Topic};
 use sqlx::PgPool;
@@ -165,26 +164,14 @@ impl Service {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// The service's database, if it has one.
     pub fn pool(&self) -> Option<&PgPool> {
         self.pool.as_ref()
     }
 
-    pub fn codec(&self) -> &Codec {
-        &self.codec
-    }
-
     /// The producer, for events that start a journey (an API request).
     pub fn producer(&self) -> &Producer {
         &self.producer
-    }
-
-    pub fn kafka(&self) -> &KafkaConfig {
-        &self.kafka
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -237,19 +224,6 @@ impl Service {
         self
     }
 
-    /// Runs a task of the service's own beside the runtime's until `shutdown`.
-    pub fn spawn<F>(
-        &mut self,
-        task: impl FnOnce(CancellationToken) -> F + Send + 'static,
-    ) -> &mut Self
-    where
-        F: Future<Output = Result<(), ServiceError>> + Send + 'static,
-    {
-        self.tasks
-            .push(Box::new(move |shutdown| Box::pin(task(shutdown))));
-        self
-    }
-
     /// Serves, consumes and relays until `shutdown`, or until any part
     /// fails, which stops the rest. Consumers drain and commit before this
     /// returns.
@@ -269,7 +243,11 @@ impl Service {
             )
             .route("/metrics", get(crate::http::metrics));
         let mut tasks = JoinSet::new();
-        tasks.spawn(self.readiness.refresh(stop.clone()).map_ok());
+        let readiness = self.readiness.refresh(stop.clone());
+        tasks.spawn(async move {
+            readiness.await;
+            Ok(())
+        });
         if let (Some(pool), Some(outbox)) = (self.pool, self.outbox) {
             let stop = stop.clone();
             tasks.spawn(async move {
@@ -320,19 +298,6 @@ impl Service {
     }
 }
 
-trait MapOk {
-    fn map_ok(self) -> BoxFuture<'static, Result<(), ServiceError>>;
-}
-
-impl<F: Future<Output = ()> + Send + 'static> MapOk for F {
-    fn map_ok(self) -> BoxFuture<'static, Result<(), ServiceError>> {
-        Box::pin(async move {
-            self.await;
-            Ok(())
-        })
-    }
-}
-
 /// A service running on its own task; dropping it asks it to stop.
 pub struct Running {
     pub addr: SocketAddr,
@@ -361,11 +326,5 @@ impl Running {
                 .map_err(|error| ServiceError::Task(error.to_string()))?,
             None => Ok(()),
         }
-    }
-}
-
-impl From<BusError> for ServiceError {
-    fn from(error: BusError) -> Self {
-        Self::Consumer(error)
     }
 }

@@ -296,8 +296,9 @@ impl<I: Inbound> Consumer<I> {
         &self,
         names: impl Iterator<Item = &String>,
     ) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.kafka.admin().create()?;
         for name in names {
-            self.ensure_dead_letter_topic(name).await?;
+            self.ensure_dead_letter_topic(&admin, name).await?;
         }
         Ok(())
     }
@@ -305,12 +306,15 @@ impl<I: Inbound> Consumer<I> {
     /// Fails fast if the topic is missing; creates its dead-letter topic for
     /// this group, with as many partitions, unless it exists (deployments
     /// that forbid CreateTopics to services pre-create it).
-    async fn ensure_dead_letter_topic(&self, topic: &str) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> = self.kafka.admin().create()?;
-        let partitions = partition_count(&admin, topic)?
+    async fn ensure_dead_letter_topic(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+        topic: &str,
+    ) -> Result<(), BusError> {
+        let partitions = partition_count(admin, topic)?
             .ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
         let name = dead_letter_topic(topic, &self.settings.group);
-        if partition_count(&admin, &name)?.is_some() {
+        if partition_count(admin, &name)?.is_some() {
             return Ok(());
         }
         let wanted = NewTopic::new(

@@ -44,10 +44,15 @@ pub(super) struct Worker<I, H> {
     dead_letter_backoff: (Duration, Duration),
     group: Arc<str>,
     last_finished_ms: Arc<AtomicI64>,
-    /// The cluster's topic names and the contract topics they stand for.
-    topics: HashMap<String, Topic>,
-    metrics: HashMap<String, WorkerMetrics>,
+    /// By the cluster's topic name: the contract topic it stands for and
+    /// its metric series.
+    topics: HashMap<String, TopicEntry>,
     event: PhantomData<fn() -> I>,
+}
+
+struct TopicEntry {
+    topic: Topic,
+    metrics: WorkerMetrics,
 }
 
 /// One topic's metric series for this group, looked up once rather than per record.
@@ -84,9 +89,12 @@ impl<I, H> Worker<I, H> {
         topics: HashMap<String, Topic>,
         last_finished_ms: Arc<AtomicI64>,
     ) -> Self {
-        let metrics = topics
-            .keys()
-            .map(|name| (name.clone(), WorkerMetrics::new(name, &settings.group)))
+        let topics = topics
+            .into_iter()
+            .map(|(name, topic)| {
+                let metrics = WorkerMetrics::new(&name, &settings.group);
+                (name, TopicEntry { topic, metrics })
+            })
             .collect();
         Self {
             handler,
@@ -98,7 +106,6 @@ impl<I, H> Worker<I, H> {
             group: settings.group.as_str().into(),
             last_finished_ms,
             topics,
-            metrics,
             event: PhantomData,
         }
     }
@@ -186,19 +193,23 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
         headers: HeaderList,
         cancel: &CancellationToken,
     ) -> bool {
+        let Some(entry) = self.topics.get(record.topic()) else {
+            let reason = format!("{} is not a topic of this consumer", record.topic());
+            return self
+                .dead_letter(record, None, "unexpected-topic", &reason, 1, cancel)
+                .await;
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return false,
-                outcome = self.attempt(record, &headers, attempt) => outcome,
+                outcome = self.attempt(record, entry, &headers, attempt) => outcome,
             };
             let failure = match outcome {
                 Ok(()) => {
-                    if let Some(metrics) = self.metrics.get(record.topic()) {
-                        metrics.processed.inc();
-                    }
+                    entry.metrics.processed.inc();
                     return true;
                 }
                 Err(failure) => failure,
@@ -206,9 +217,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
             match failure {
                 Failure::Transient { class, reason } => match self.retry.delay_after(attempt) {
                     Some(delay) => {
-                        if let Some(metrics) = self.metrics.get(record.topic()) {
-                            metrics.retried.inc();
-                        }
+                        entry.metrics.retried.inc();
                         tracing::warn!(attempt, ?delay, %reason, "transient failure; retrying this key after a back-off");
                         if !sleep_unless_cancelled(delay, cancel).await {
                             return false;
@@ -222,13 +231,13 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
                             class
                         };
                         return self
-                            .dead_letter(record, class, &reason, attempt, cancel)
+                            .dead_letter(record, Some(entry), class, &reason, attempt, cancel)
                             .await;
                     }
                 },
                 Failure::Permanent { class, reason } => {
                     return self
-                        .dead_letter(record, class, &reason, attempt, cancel)
+                        .dead_letter(record, Some(entry), class, &reason, attempt, cancel)
                         .await;
                 }
             }
@@ -238,19 +247,12 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
     async fn attempt(
         &self,
         record: &OwnedMessage,
+        entry: &TopicEntry,
         headers: &HeaderList,
         attempt: u32,
     ) -> Result<(), Failure> {
-        let (Some(topic), Some(metrics)) = (
-            self.topics.get(record.topic()),
-            self.metrics.get(record.topic()),
-        ) else {
-            return Err(Failure::Permanent {
-                class: "unexpected-topic",
-                reason: format!("{} is not a topic of this consumer", record.topic()),
-            });
-        };
-        let event = match I::decode(&self.codec, *topic, record.payload()).await {
+        let (topic, metrics) = (entry.topic, &entry.metrics);
+        let event = match I::decode(&self.codec, topic, record.payload()).await {
             Ok(event) => event,
             Err(error) => {
                 let class = decode_class(&error);
@@ -270,7 +272,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
         }
         let mut ctx = match self
             .effects
-            .begin(&self.group, *topic, &envelope, headers)
+            .begin(&self.group, topic, &envelope, headers)
             .await
             .map_err(Failure::from)?
         {
@@ -281,7 +283,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
                 return Ok(());
             }
         };
-        let meta = RecordMeta::of(record, *topic, headers.clone(), self.group.clone(), attempt);
+        let meta = RecordMeta::of(record, topic, headers.clone(), self.group.clone(), attempt);
         let timer = metrics.handler_seconds.start_timer();
         // A panic is caught here, not by tokio: the record must still end
         // (dead-lettered), or its offset and key would be stuck for good.
@@ -315,6 +317,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
     async fn dead_letter(
         &self,
         record: &OwnedMessage,
+        entry: Option<&TopicEntry>,
         class: &str,
         reason: &str,
         attempts: u32,
@@ -345,8 +348,8 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
                 }
                 Err(error) => {
                     failures += 1;
-                    if let Some(metrics) = self.metrics.get(record.topic()) {
-                        metrics.dead_letter_write_failures.inc();
+                    if let Some(entry) = entry {
+                        entry.metrics.dead_letter_write_failures.inc();
                     }
                     let (first, cap) = self.dead_letter_backoff;
                     let delay = capped_doubling(first, cap, failures);

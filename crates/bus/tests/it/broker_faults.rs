@@ -65,7 +65,7 @@ async fn the_consumer_rides_through_an_outage_retriable_errors_and_a_coordinator
     // librdkafka's reconnect back-off after the outage can outlast the
     // default 30 s ack timeout on a loaded machine; a record must not be
     // given up on while the cluster is recovering.
-    config.ack_timeout_ms = 120_000;
+    config.ack_timeout_ms = Some(120_000);
     let input = config.topic(Topic::PaymentSubmitted);
     let output = config.topic(Topic::PaymentValidated);
     for topic in [

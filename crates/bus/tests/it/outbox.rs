@@ -67,7 +67,7 @@ async fn staged_events_wait_out_an_unreachable_broker_and_are_then_published_in_
     // The same cluster settings, but nothing listens where the broker should be.
     let mut unreachable = pipeline.kafka.clone();
     unreachable.bootstrap = "127.0.0.1:1".into();
-    unreachable.ack_timeout_ms = 1_000;
+    unreachable.ack_timeout_ms = Some(1_000);
     let cut_off =
         Outbox::new(Producer::new(&unreachable, pipeline.codec.clone(), common::PRODUCER).unwrap());
 

@@ -116,29 +116,13 @@ pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
         .await?;
 
     let row = sqlx::query(TOTALS_SQL).fetch_one(&mut *tx).await?;
-    let totals = balances(
-        &row,
-        [
-            "debits_pending",
-            "debits_posted",
-            "credits_pending",
-            "credits_posted",
-        ],
-    )?;
+    let totals = balances(&row, BALANCE_COLUMNS)?;
 
     let mut overdrawn = Vec::new();
     for row in sqlx::query(OVERDRAWN_SQL).fetch_all(&mut *tx).await? {
         overdrawn.push(Overdrawn {
             account: row.try_get("account")?,
-            balances: balances(
-                &row,
-                [
-                    "debits_pending",
-                    "debits_posted",
-                    "credits_pending",
-                    "credits_posted",
-                ],
-            )?,
+            balances: balances(&row, BALANCE_COLUMNS)?,
         });
     }
 
@@ -146,15 +130,7 @@ pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
     for row in sqlx::query(MISMATCH_SQL).fetch_all(&mut *tx).await? {
         mismatched.push(AccountMismatch {
             account: row.try_get("account")?,
-            stored: nullable_balances(
-                &row,
-                [
-                    "debits_pending",
-                    "debits_posted",
-                    "credits_pending",
-                    "credits_posted",
-                ],
-            )?,
+            stored: nullable_balances(&row, BALANCE_COLUMNS)?,
             from_transfers: balances(&row, ["d_pending", "d_posted", "c_pending", "c_posted"])?,
         });
     }
@@ -171,6 +147,14 @@ pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
         orphan_resolutions,
     })
 }
+
+/// The four balance columns, as `accounts` names them.
+const BALANCE_COLUMNS: [&str; 4] = [
+    "debits_pending",
+    "debits_posted",
+    "credits_pending",
+    "credits_posted",
+];
 
 fn balances(row: &sqlx::postgres::PgRow, columns: [&str; 4]) -> Result<Balances, LedgerError> {
     Ok(Balances {

@@ -81,7 +81,7 @@ async fn a_development_cluster_may_ask_for_the_development_key_beyond_loopback()
 async fn a_producer_timeout_longer_than_the_answer_is_refused_at_start_up() {
     let (mut config, _registry) = test_config().await;
     config.accept_timeout_ms = 5_000;
-    config.kafka.ack_timeout_ms = 10_000;
+    config.kafka.ack_timeout_ms = Some(10_000);
     let Err(error) = Server::build(&config).await else {
         panic!("started with a producer timeout of 10 s and an answer after 5 s");
     };
