@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
 # Drives a small, realistic mix of payments through the running services and
-# shows where each ended: a clean one, a sanctioned creditor, one from a VPN,
-# one from the wrong country, one into a blocked corridor, one missing its
-# travel-rule fields, and an idempotent retry.
+# shows where each ended: a clean one (held on the debtor's account), a
+# sanctioned creditor, one from a VPN, one from the wrong country, one into a
+# blocked corridor, one missing its travel-rule fields, three the ledger
+# refuses (insufficient funds, a closed and a blocked account), a card
+# transaction, and an idempotent retry.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 GATEWAY="http://127.0.0.1:${PAYSTREAM_GATEWAY_PORT:-8080}"
+LEDGER="http://127.0.0.1:${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
 KEY="paystream-dev-key"
 run_id="$(date +%s)"
 
 submit() {
-  local label="$1" key="$2" creditor_name="$3" creditor_country="$4" ip="$5" amount="$6"
+  local label="$1" key="$2" creditor_name="$3" creditor_country="$4" ip="$5" amount="$6" debtor="${7:-GB82WEST12345698765432}"
   curl -sS -X POST "$GATEWAY/v1/payments" \
     -H "Authorization: Bearer $KEY" -H "Idempotency-Key: demo-$run_id-$key" \
     -H 'Content-Type: application/json' \
     -d "{\"amount\":\"$amount\",\"currency\":\"EUR\",
-         \"debtor\":{\"name\":\"Emily Clarke\",\"account\":\"GB82WEST12345698765432\",\"agentBic\":\"NWBKGB2L\",\"country\":\"GB\"},
+         \"debtor\":{\"name\":\"Emily Clarke\",\"account\":\"$debtor\",\"agentBic\":\"NWBKGB2L\",\"country\":\"GB\"},
          \"creditor\":{\"name\":\"$creditor_name\",\"account\":\"FR1420041010050500013M02606\",\"agentBic\":\"BNPAFRPP\",\"country\":\"$creditor_country\"},
          \"remittanceInformation\":\"$label\",\"clientIp\":\"$ip\"}"
 }
 
 declare -A labels
 ids=()
-while IFS='|' read -r label key name country ip amount; do
-  answer="$(submit "$label" "$key" "$name" "$country" "$ip" "$amount")"
+while IFS='|' read -r label key name country ip amount debtor; do
+  answer="$(submit "$label" "$key" "$name" "$country" "$ip" "$amount" "$debtor")"
   id="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("paymentId",""))' <<<"$answer")"
   [[ -n "$id" ]] || { echo "  $label: refused: $answer"; continue; }
   ids+=("$id"); labels[$id]="$label"
@@ -35,6 +38,9 @@ initiated over a VPN|3|Camille Moreau|FR|45.83.220.10|250.00
 initiated from another country|4|Camille Moreau|FR|8.8.8.8|250.00
 corridor not allowed|5|Camille Moreau|IR|81.2.69.142|250.00
 travel rule incomplete|6|Camille Moreau|FR|81.2.69.142|4500.00
+insufficient funds|7|Camille Moreau|FR|81.2.69.142|250.00|GB29NWBK60161331926819
+closed account|8|Camille Moreau|FR|81.2.69.142|250.00|GB94BARC10201530093459
+blocked account|9|Camille Moreau|FR|81.2.69.142|250.00|GB33BUKB20201555555555
 MIX
 retry="$(submit "clean payment" 1 "Camille Moreau" FR 81.2.69.142 250.00)"
 echo "Retry with the same Idempotency-Key answers the same payment: $retry"
@@ -43,9 +49,43 @@ echo "Waiting for decisions..."
 for id in "${ids[@]}"; do
   for _ in $(seq 1 100); do
     view="$(curl -sS -H "Authorization: Bearer $KEY" "$GATEWAY/v1/payments/$id")"
-    grep -q '"SUBMITTED"' <<<"$view" || break
+    grep -q '"SUBMITTED"\|"VALIDATED"' <<<"$view" || break
     sleep 0.2
   done
   printf '  %-32s %s\n' "${labels[$id]}" \
     "$(python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["status"], v.get("reasonCode") or "", "(correlationId " + v["correlationId"] + ")")' <<<"$view")"
 done
+
+# A card transaction, signed as the processor signs it: posted at once from
+# the card's account (card 4821337 belongs to the payer above).
+card_id="demo-$run_id"
+python3 - "$card_id" "${PAYSTREAM_GATEWAY_WEBHOOK_SECRET:-dev-webhook-secret}" >"$RUN_DIR/demo-webhook.json" <<'PY'
+import base64, hashlib, hmac, json, sys, uuid
+card_transaction_id, secret = sys.argv[1], sys.argv[2]
+payload = json.dumps({"cardtransactions": [{
+    "cardtransactionId": card_transaction_id, "cardId": "4821337", "amount": "15.00",
+    "currency": "EUR", "cardtransactionStatus": "VALIDATED", "merchantName": "SNCF Automate",
+    "merchantCountry": "FR", "codeStatus": "170006", "createdDate": "2026-11-30 09:30:00"}]})
+signature = base64.b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()).decode()
+body = '{"webhook":"cardtransaction.create","webhook_id":"%s","object":"cardtransaction","object_id":"%s","object_payload":%s,"object_payload_signature":"%s"}' % (
+    uuid.uuid4(), card_transaction_id, payload, signature)
+print(body)
+PY
+printf '  %-32s %s\n' "card transaction (15.00 EUR)" \
+  "$(curl -sS -o /dev/null -w 'webhook answered %{http_code}' -X POST "$GATEWAY/v1/webhooks/card-transactions" \
+      -H 'Content-Type: application/json' --data-binary @"$RUN_DIR/demo-webhook.json")"
+for _ in $(seq 1 100); do
+  curl -sS "$LEDGER/v1/accounts/GB82WEST12345698765432?movements=10" | grep -q '"counterparty":"SETTLEMENT-CARD-' && break
+  sleep 0.2
+done
+
+echo "The payer's account in the ledger ($LEDGER/v1/accounts/GB82WEST12345698765432):"
+curl -sS "$LEDGER/v1/accounts/GB82WEST12345698765432?movements=3" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+print("  available {:,.2f} {}, held {:,.2f}, posted debits {:,.2f}".format(
+    a["availableMinor"] / 100, a["currency"], a["pendingDebitsMinor"] / 100, a["postedDebitsMinor"] / 100))
+for m in a["movements"]:
+    print("  {} {:<12} {:<6} {:>10,.2f}  payment {}".format(
+        m["at"][:19], m["kind"], m["direction"], m["amountMinor"] / 100, m["paymentId"]))
+'

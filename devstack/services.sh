@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the services built so far on the local stack (which devstack/up.sh
-# brings up first): the sandbox playing the external providers, the gateway
-# and the validation service. Restarted on each run so they are the current
-# build. Ports: gateway 8080, validation 8082, sandbox 8090.
+# brings up first): the sandbox playing the external providers, the gateway,
+# validation and cbs-debit (with the demo accounts loaded). Restarted on each
+# run so they are the current build. Ports: gateway 8080, validation 8082,
+# cbs-debit 8083, sandbox 8090.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$DEVSTACK_ROOT"
@@ -10,10 +11,11 @@ cd "$DEVSTACK_ROOT"
 SANDBOX_PORT="${PAYSTREAM_SANDBOX_PORT:-8090}"
 GATEWAY_PORT="${PAYSTREAM_GATEWAY_PORT:-8080}"
 VALIDATION_PORT="${PAYSTREAM_VALIDATION_PORT:-8082}"
-SERVICES=(sandbox gateway validation)
+CBS_DEBIT_PORT="${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
+SERVICES=(sandbox gateway validation cbs-debit)
 
 log "building ${SERVICES[*]}"
-cargo build --quiet --bin sandbox --bin gateway --bin validation
+cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit
 
 wait_healthy() {
   local name="$1" url="$2" seconds="$3"
@@ -45,3 +47,8 @@ PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL="http://127.0.0.1:$SANDBOX_PORT/ip-inte
 PAYSTREAM_VALIDATION_AML_URL="http://127.0.0.1:$SANDBOX_PORT/aml" \
   start_daemon validation target/debug/validation
 wait_healthy validation "http://127.0.0.1:$VALIDATION_PORT/healthz" 60
+
+target/debug/cbs-debit accounts load devstack/demo-accounts.csv | sed 's/^/[devstack] cbs-debit /'
+PAYSTREAM_CBS_DEBIT_LISTEN="127.0.0.1:$CBS_DEBIT_PORT" \
+  start_daemon cbs-debit target/debug/cbs-debit serve
+wait_healthy cbs-debit "http://127.0.0.1:$CBS_DEBIT_PORT/healthz" 60

@@ -82,6 +82,16 @@ pub fn derived_event_id(input: Uuid, topic: Topic, n: u32) -> Uuid {
     Uuid::new_v5(&input, format!("{}#{n}", topic.name()).as_bytes())
 }
 
+/// The namespace of ids derived from a card processor's transaction id.
+const CARD_PAYMENT_NAMESPACE: Uuid = Uuid::from_u128(0x2b0e_91c4_5d7a_4f38_a1e6_0c9d_7b3f_5e21);
+
+/// The payment id a card transaction travels under once the ledger has
+/// posted it (`account.debited`, notifications, the audit): the same for
+/// every delivery of the transaction, so every consumer agrees on it.
+pub fn card_payment_id(card_transaction_id: &str) -> Uuid {
+    Uuid::new_v5(&CARD_PAYMENT_NAMESPACE, card_transaction_id.as_bytes())
+}
+
 /// Avro `timestamp-millis`: a long of milliseconds since the Unix epoch, UTC.
 pub mod epoch_millis {
     use chrono::{DateTime, Utc};

@@ -1,6 +1,7 @@
 //! The pipeline's services started in-process for tests that cross them:
-//! the sandbox playing the providers, validation and the gateway, on a topic
-//! namespace, registry and databases of the test's own. Each service is
+//! the sandbox playing the providers, validation, the gateway and the
+//! ledger (with [`ACCOUNTS`] loaded), on a topic namespace, registry and
+//! databases of the test's own. Each service is
 //! started the way its binary starts it, through its `build` and the
 //! service runtime, on `127.0.0.1:0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,10 +15,22 @@ use tokio_util::sync::CancellationToken;
 /// An API client the stack's gateway accepts: `Authorization: Bearer {API_KEY}`.
 pub const API_KEY: &str = "e2e-key";
 
+/// A well-funded payer (its card is 4821337).
+pub const PAYER: &str = "GB82WEST12345698765432";
+/// A payer with 10.00 EUR.
+pub const NEARLY_EMPTY: &str = "GB29NWBK60161331926819";
+
+/// The ledger's accounts in every stack.
+pub const ACCOUNTS: &str = "id,currency,opening_balance_minor,flags,cards
+GB82WEST12345698765432,EUR,10000000,debits_must_not_exceed_credits,4821337
+GB29NWBK60161331926819,EUR,1000,debits_must_not_exceed_credits
+";
+
 pub struct Stack {
     pub pipeline: Pipeline,
     pub gateway: Running,
     pub validation: Running,
+    pub ledger: Running,
     /// The sandbox's.
     shutdown: CancellationToken,
 }
@@ -32,6 +45,12 @@ impl Drop for Stack {
 struct ValidationDefaults {
     #[command(flatten)]
     config: paystream_validation::Config,
+}
+
+#[derive(clap::Parser)]
+struct LedgerDefaults {
+    #[command(flatten)]
+    config: paystream_cbs_debit::Config,
 }
 
 #[derive(clap::Parser)]
@@ -63,6 +82,13 @@ impl Stack {
             .unwrap()
             .start();
 
+        let mut ledger = <LedgerDefaults as clap::Parser>::parse_from(["test"]).config;
+        ledger.listen = "127.0.0.1:0".parse().unwrap();
+        ledger.database.url = fresh_database().await.url;
+        ledger.kafka = pipeline.kafka.clone();
+        ledger.registry = registry.clone();
+        let ledger = start_ledger(&ledger).await;
+
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();
         gateway.database_url = fresh_database().await.url;
@@ -77,7 +103,39 @@ impl Stack {
             pipeline,
             gateway,
             validation,
+            ledger,
             shutdown,
         }
     }
+}
+
+impl Stack {
+    /// `POST /v1/payments` of 250.00 EUR from `debtor` to a French creditor,
+    /// from a British IP address.
+    pub async fn submit(&self, idempotency_key: &str, debtor: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/payments", self.gateway.url()))
+            .bearer_auth(API_KEY)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&serde_json::json!({
+                "amount": "250.00", "currency": "EUR",
+                "debtor": { "name": "Emily Clarke", "account": debtor,
+                            "agentBic": "NWBKGB2L", "country": "GB" },
+                "creditor": { "name": "Camille Moreau", "account": "FR1420041010050500013M02606",
+                              "agentBic": "BNPAFRPP", "country": "FR" },
+                "clientIp": "81.2.69.142"
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The ledger with [`ACCOUNTS`] loaded before it starts consuming.
+async fn start_ledger(config: &paystream_cbs_debit::Config) -> Running {
+    let service = paystream_cbs_debit::build(config).await.unwrap();
+    paystream_cbs_debit::operator::load_accounts_text(service.pool().unwrap(), ACCOUNTS)
+        .await
+        .unwrap();
+    service.start()
 }

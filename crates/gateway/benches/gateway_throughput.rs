@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use paystream_bus::{KafkaConfig, RegistryConfig};
-use paystream_contract::Topic;
 use paystream_gateway::auth::ApiKeys;
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::{TestRegistry, fresh_database, kafka, unique};
@@ -34,12 +33,7 @@ async fn main() {
     let registry = TestRegistry::start().await;
     let kafka =
         KafkaConfig::new(nisshi.bootstrap()).with_topic_prefix(format!("{}.", unique("gbench")));
-    for topic in [
-        Topic::PaymentSubmitted,
-        Topic::PaymentValidated,
-        Topic::PaymentRejected,
-        Topic::CardTransactionReceived,
-    ] {
+    for topic in paystream_gateway::topics() {
         kafka::create_topic(&kafka.bootstrap, &kafka.topic(topic), 3).await;
     }
     let database = fresh_database().await;

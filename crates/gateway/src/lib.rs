@@ -16,11 +16,19 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use paystream_contract::AnyEvent;
+use paystream_contract::{AnyEvent, Topic};
 use paystream_service_kit::{Running, Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
+
+/// Every topic the gateway writes (submitted payments, card transactions)
+/// or reads (the status read model's).
+pub fn topics() -> Vec<Topic> {
+    let mut topics = vec![Topic::PaymentSubmitted, Topic::CardTransactionReceived];
+    topics.extend(status::TOPICS);
+    topics
+}
 
 pub const SERVICE: &str = "gateway";
 

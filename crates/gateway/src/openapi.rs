@@ -144,8 +144,8 @@ pub fn document() -> Value {
                 "Status": { "type": "object", "properties": {
                     "paymentId": { "type": "string", "format": "uuid" },
                     "correlationId": { "type": "string" },
-                    "status": { "type": "string", "enum": ["SUBMITTED", "VALIDATED", "REJECTED"] },
-                    "reasonCode": { "type": ["string", "null"], "description": "Why a payment was rejected, e.g. AMOUNT_LIMIT_EXCEEDED, SANCTIONS_MATCH" },
+                    "status": { "type": "string", "enum": ["SUBMITTED", "VALIDATED", "DEBITED", "SUBMITTED_TO_RAIL", "SETTLED", "REJECTED", "REVERSED"] },
+                    "reasonCode": { "type": ["string", "null"], "description": "Why a payment was rejected or reversed, e.g. AM04 (insufficient funds), SANCTIONS_MATCH" },
                     "reasonText": { "type": ["string", "null"], "description": "A fixed description of reasonCode; screening details are never shown" },
                     "updatedAt": { "type": "string", "format": "date-time" } } },
                 "Problem": { "type": "object", "description": "RFC 9457", "properties": {

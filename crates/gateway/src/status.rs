@@ -4,7 +4,7 @@
 //! topics never move a payment back.
 
 use paystream_bus::{Context, Handler, HandlerError, Record};
-use paystream_contract::{AnyEvent, Topic};
+use paystream_contract::{AnyEvent, DebitOrigin, Topic};
 
 use paystream_contract::PaymentStatus;
 
@@ -13,7 +13,14 @@ use crate::store;
 pub const GROUP: &str = "gateway-status";
 
 /// The topics the read model follows.
-pub const TOPICS: [Topic; 2] = [Topic::PaymentValidated, Topic::PaymentRejected];
+pub const TOPICS: [Topic; 6] = [
+    Topic::PaymentValidated,
+    Topic::PaymentRejected,
+    Topic::AccountDebited,
+    Topic::RtgsSubmitted,
+    Topic::RtgsSettled,
+    Topic::AccountDebitReversed,
+];
 
 pub struct StatusFeed;
 
@@ -29,6 +36,20 @@ impl Handler<AnyEvent> for StatusFeed {
             AnyEvent::PaymentRejected(event) => (
                 event.payment_id,
                 PaymentStatus::Rejected,
+                Some((event.reason_code.code(), event.reason_text.as_str())),
+            ),
+            // Card debits are not payments of this API.
+            AnyEvent::AccountDebited(event) if event.origin == DebitOrigin::CardTransaction => {
+                return Ok(());
+            }
+            AnyEvent::AccountDebited(event) => (event.payment_id, PaymentStatus::Debited, None),
+            AnyEvent::RtgsSubmitted(event) => {
+                (event.payment_id, PaymentStatus::SubmittedToRail, None)
+            }
+            AnyEvent::RtgsSettled(event) => (event.payment_id, PaymentStatus::Settled, None),
+            AnyEvent::AccountDebitReversed(event) => (
+                event.payment_id,
+                PaymentStatus::Reversed,
                 Some((event.reason_code.code(), event.reason_text.as_str())),
             ),
             other => {

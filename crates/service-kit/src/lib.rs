@@ -14,7 +14,7 @@ pub use error::ServiceError;
 pub use listener::{BindError, bind, local_addr};
 pub use rate::TokenBucket;
 pub use readiness::Readiness;
-pub use runtime::{Running, Service, ServiceBuilder};
+pub use runtime::{Running, Service, ServiceBuilder, migrate};
 
 use tokio_util::sync::CancellationToken;
 

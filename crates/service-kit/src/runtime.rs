@@ -121,7 +121,7 @@ impl ServiceBuilder {
 
 /// Runs the runtime's migrations and the service's as one set, so each
 /// applies once, in version order, under sqlx's lock.
-async fn migrate(pool: &PgPool, service: &'static Migrator) -> Result<(), ServiceError> {
+pub async fn migrate(pool: &PgPool, service: &'static Migrator) -> Result<(), ServiceError> {
     let mut migrations: Vec<_> = paystream_bus::MIGRATOR
         .iter()
         .chain(service.iter())

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Currency, DirectPosting, Kind, LedgerError, Rail, Transfer, equity_account, post_direct,
-    settlement_account, transfer_id,
+    settlement_accounts, transfer_id,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,8 +16,10 @@ pub struct AccountFlags {
     pub blocked: bool,
 }
 
-/// One line of an accounts file: `id,currency,opening_balance_minor,flags`,
-/// flags separated by `|` (`debits_must_not_exceed_credits|blocked`).
+/// One line of an accounts file:
+/// `id,currency,opening_balance_minor,flags[,cards]`, flags separated by `|`
+/// (`debits_must_not_exceed_credits|blocked`), and optionally the ids of the
+/// cards that debit the account, separated by `|` too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
     pub id: String,
@@ -26,6 +28,7 @@ pub struct AccountRow {
     /// it from equity, and never takes money back.
     pub opening_balance_minor: i64,
     pub flags: AccountFlags,
+    pub cards: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,8 +54,15 @@ pub fn parse_accounts_csv(text: &str) -> Result<Vec<AccountRow>, LedgerError> {
             message,
         };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [id, currency, balance, flags] = fields[..] else {
-            return Err(csv(format!("expected 4 fields, found {}", fields.len())));
+        let (id, currency, balance, flags, cards) = match fields[..] {
+            [id, currency, balance, flags] => (id, currency, balance, flags, ""),
+            [id, currency, balance, flags, cards] => (id, currency, balance, flags, cards),
+            _ => {
+                return Err(csv(format!(
+                    "expected 4 or 5 fields, found {}",
+                    fields.len()
+                )));
+            }
         };
         if id.is_empty() || id.contains(char::is_whitespace) {
             return Err(csv(format!("invalid account id {id:?}")));
@@ -76,11 +86,18 @@ pub fn parse_accounts_csv(text: &str) -> Result<Vec<AccountRow>, LedgerError> {
                 other => return Err(csv(format!("unknown flag {other:?}"))),
             }
         }
+        let cards: Vec<String> = cards
+            .split('|')
+            .map(str::trim)
+            .filter(|card| !card.is_empty())
+            .map(str::to_owned)
+            .collect();
         rows.push(AccountRow {
             id: id.to_owned(),
             currency,
             opening_balance_minor,
             flags: parsed,
+            cards,
         });
     }
     Ok(rows)
@@ -94,6 +111,7 @@ pub async fn load_accounts(
     rows: &[AccountRow],
 ) -> Result<LoadReport, LedgerError> {
     let mut report = LoadReport::default();
+    let mut opened: Vec<&Currency> = Vec::new();
     for row in rows {
         if row.opening_balance_minor < 0 {
             return Err(LedgerError::InvalidAccount {
@@ -101,9 +119,13 @@ pub async fn load_accounts(
                 reason: "the opening balance is negative",
             });
         }
-        open_system_accounts(conn, &row.currency).await?;
+        if !opened.contains(&&row.currency) {
+            open_system_accounts(conn, &row.currency).await?;
+            opened.push(&row.currency);
+        }
         let created = upsert(conn, row).await?;
         let topped_up = top_up(conn, row).await?;
+        attach_cards(conn, row).await?;
         match (created, topped_up) {
             (true, _) => report.created += 1,
             (false, true) => report.topped_up += 1,
@@ -117,13 +139,14 @@ async fn open_system_accounts(
     conn: &mut PgConnection,
     currency: &Currency,
 ) -> Result<(), LedgerError> {
+    let mut ids = settlement_accounts(Rail::Rtgs, currency);
+    ids.extend(settlement_accounts(Rail::Card, currency));
+    ids.push(equity_account(currency));
     sqlx::query(
         "INSERT INTO accounts (id, currency, debits_must_not_exceed_credits) \
-         VALUES ($1, $4, FALSE), ($2, $4, FALSE), ($3, $4, FALSE) ON CONFLICT (id) DO NOTHING",
+         SELECT id, $2, FALSE FROM UNNEST($1::TEXT[]) AS id ON CONFLICT (id) DO NOTHING",
     )
-    .bind(settlement_account(Rail::Rtgs, currency))
-    .bind(settlement_account(Rail::Card, currency))
-    .bind(equity_account(currency))
+    .bind(&ids)
     .bind(currency.as_str())
     .execute(&mut *conn)
     .await?;
@@ -166,6 +189,36 @@ async fn upsert(conn: &mut PgConnection, row: &AccountRow) -> Result<bool, Ledge
     }
 }
 
+/// Points each of the row's cards at the account; a card named by another
+/// account before (a reissue) moves to this one.
+async fn attach_cards(conn: &mut PgConnection, row: &AccountRow) -> Result<(), LedgerError> {
+    if row.cards.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO cards (card_id, account_id) SELECT card, $2 FROM UNNEST($1::TEXT[]) AS card \
+         ON CONFLICT (card_id) DO UPDATE SET account_id = EXCLUDED.account_id",
+    )
+    .bind(&row.cards)
+    .bind(&row.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The account a card debits, if the ledger knows the card.
+pub async fn card_account(
+    conn: &mut PgConnection,
+    card_id: &str,
+) -> Result<Option<String>, LedgerError> {
+    Ok(
+        sqlx::query_scalar("SELECT account_id FROM cards WHERE card_id = $1")
+            .bind(card_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// Tops the account up to its opening balance. The transfer's id derives
 /// from the account and the target, so the same row is the same transfer.
 async fn top_up(conn: &mut PgConnection, row: &AccountRow) -> Result<bool, LedgerError> {
@@ -200,6 +253,7 @@ async fn top_up(conn: &mut PgConnection, row: &AccountRow) -> Result<bool, Ledge
     };
     match post_direct(conn, &transfer).await? {
         DirectPosting::Posted => Ok(true),
+        DirectPosting::AlreadyPosted => Ok(false),
         DirectPosting::Refused(refusal) => Err(LedgerError::Inconsistent(format!(
             "the equity account refused a top-up of {}: {}",
             row.id, refusal.code

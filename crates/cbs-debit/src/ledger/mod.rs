@@ -4,6 +4,7 @@
 mod accounts;
 mod check;
 mod movement;
+mod queries;
 mod resolution;
 
 use std::fmt;
@@ -11,9 +12,12 @@ use std::fmt;
 use paystream_contract::ReasonCode;
 use uuid::Uuid;
 
-pub use accounts::{AccountFlags, AccountRow, LoadReport, load_accounts, parse_accounts_csv};
+pub use accounts::{
+    AccountFlags, AccountRow, LoadReport, card_account, load_accounts, parse_accounts_csv,
+};
 pub use check::{AccountMismatch, Balances, CheckReport, Overdrawn, Totals, check};
 pub use movement::{DirectPosting, Hold, hold, post_direct};
+pub use queries::{AccountView, Movement, account_view};
 pub use resolution::{Resolved, post, void};
 
 /// An ISO 4217 currency code, checked against the standard's list.
@@ -98,15 +102,51 @@ pub enum Rail {
     Card,
 }
 
-/// The account a rail's money is in flight to, one per currency
-/// (`SETTLEMENT-RTGS-EUR`, `SETTLEMENT-CARD-EUR`). Its debits may exceed
-/// its credits.
-pub fn settlement_account(rail: Rail, currency: &Currency) -> String {
-    let rail = match rail {
+/// How many rows each rail's in-flight account is spread over, per
+/// currency. Every hold also credits the in-flight account, and a row stays
+/// locked until its transaction commits: with one row, holds on unrelated
+/// debtors would queue behind each other. Spread over this many shards,
+/// two holds share a row only when their debtors share a shard. Fixed
+/// forever: a hold's credit account is part of its identity, so a re-run
+/// must pick the shard it picked the first time.
+pub const SETTLEMENT_SHARDS: u32 = 16;
+
+/// The shard of `debtor`'s in-flight money: FNV-1a, stable across builds
+/// and platforms (unlike `std`'s hasher).
+pub fn settlement_shard(debtor: &str) -> u32 {
+    let hash = debtor
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    // The remainder is below SETTLEMENT_SHARDS, so it fits.
+    (hash % u64::from(SETTLEMENT_SHARDS)) as u32
+}
+
+fn rail_name(rail: Rail) -> &'static str {
+    match rail {
         Rail::Rtgs => "RTGS",
         Rail::Card => "CARD",
-    };
-    format!("SETTLEMENT-{rail}-{currency}")
+    }
+}
+
+/// The account `debtor`'s money is in flight to on a rail: one shard of
+/// the rail's per-currency account (`SETTLEMENT-RTGS-EUR-07`). Its debits
+/// may exceed its credits. The rail's total in flight is the sum over
+/// [`settlement_accounts`].
+pub fn settlement_account(rail: Rail, currency: &Currency, debtor: &str) -> String {
+    shard_account(rail, currency, settlement_shard(debtor))
+}
+
+/// Every shard of a rail's in-flight account in one currency.
+pub fn settlement_accounts(rail: Rail, currency: &Currency) -> Vec<String> {
+    (0..SETTLEMENT_SHARDS)
+        .map(|shard| shard_account(rail, currency, shard))
+        .collect()
+}
+
+fn shard_account(rail: Rail, currency: &Currency, shard: u32) -> String {
+    format!("SETTLEMENT-{}-{currency}-{shard:02}", rail_name(rail))
 }
 
 /// The account opening balances come from, one per currency
@@ -133,7 +173,7 @@ impl Transfer {
             id: transfer_id(payment_id, Kind::Pending),
             payment_id,
             debit_account: debtor.to_owned(),
-            credit_account: settlement_account(Rail::Rtgs, &currency),
+            credit_account: settlement_account(Rail::Rtgs, &currency, debtor),
             amount_minor,
             currency,
         }
@@ -146,7 +186,7 @@ impl Transfer {
             id: transfer_id(payment_id, Kind::Posted),
             payment_id,
             debit_account: account.to_owned(),
-            credit_account: settlement_account(Rail::Card, &currency),
+            credit_account: settlement_account(Rail::Card, &currency, account),
             amount_minor,
             currency,
         }
@@ -157,6 +197,8 @@ impl Transfer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefusalReason {
     InvalidAmount,
+    /// Not an ISO 4217 code: no account can hold it.
+    UnknownCurrency,
     UnknownAccount,
     ClosedAccount,
     BlockedAccount,
@@ -169,6 +211,7 @@ impl RefusalReason {
     pub fn code(self) -> ReasonCode {
         match self {
             Self::InvalidAmount => ReasonCode::InvalidAmount,
+            Self::UnknownCurrency => ReasonCode::NotAllowedCurrency,
             Self::UnknownAccount => ReasonCode::IncorrectAccountNumber,
             Self::ClosedAccount => ReasonCode::ClosedAccountNumber,
             Self::BlockedAccount => ReasonCode::BlockedAccount,
@@ -190,6 +233,7 @@ impl From<RefusalReason> for Refusal {
     fn from(reason: RefusalReason) -> Self {
         let text = match reason {
             RefusalReason::InvalidAmount => "The amount must be greater than zero.",
+            RefusalReason::UnknownCurrency => "The currency is not an ISO 4217 currency.",
             other => other.code().description(),
         };
         Self {

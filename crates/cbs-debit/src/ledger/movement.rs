@@ -9,8 +9,10 @@ use super::{Kind, LedgerError, Refusal, RefusalReason, Transfer};
 /// The outcome of [`hold`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
-    /// The amount is reserved (now, or by an earlier call with this id).
+    /// The amount is reserved by this call.
     Held,
+    /// An earlier call with this id reserved it; nothing moved now.
+    AlreadyHeld,
     Refused(Refusal),
 }
 
@@ -18,6 +20,15 @@ pub enum Hold {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectPosting {
     Posted,
+    /// An earlier call with this id posted it; nothing moved now.
+    AlreadyPosted,
+    Refused(Refusal),
+}
+
+/// What [`apply`] did.
+enum Applied {
+    Inserted,
+    Existing,
     Refused(Refusal),
 }
 
@@ -75,8 +86,9 @@ const POSTED_SQL: &str = movement_sql!("debits_posted", "credits_posted", "POSTE
 /// moving money; the same id with other fields is [`LedgerError::Conflict`].
 pub async fn hold(conn: &mut PgConnection, transfer: &Transfer) -> Result<Hold, LedgerError> {
     Ok(match apply(conn, transfer, Kind::Pending).await? {
-        None => Hold::Held,
-        Some(refusal) => Hold::Refused(refusal),
+        Applied::Inserted => Hold::Held,
+        Applied::Existing => Hold::AlreadyHeld,
+        Applied::Refused(refusal) => Hold::Refused(refusal),
     })
 }
 
@@ -87,19 +99,19 @@ pub async fn post_direct(
     transfer: &Transfer,
 ) -> Result<DirectPosting, LedgerError> {
     Ok(match apply(conn, transfer, Kind::Posted).await? {
-        None => DirectPosting::Posted,
-        Some(refusal) => DirectPosting::Refused(refusal),
+        Applied::Inserted => DirectPosting::Posted,
+        Applied::Existing => DirectPosting::AlreadyPosted,
+        Applied::Refused(refusal) => DirectPosting::Refused(refusal),
     })
 }
 
-/// `Ok(None)`: the transfer exists. `Ok(Some(_))`: refused, nothing moved.
 async fn apply(
     conn: &mut PgConnection,
     transfer: &Transfer,
     kind: Kind,
-) -> Result<Option<Refusal>, LedgerError> {
+) -> Result<Applied, LedgerError> {
     if transfer.amount_minor <= 0 {
-        return Ok(Some(RefusalReason::InvalidAmount.into()));
+        return Ok(Applied::Refused(RefusalReason::InvalidAmount.into()));
     }
     if transfer.debit_account == transfer.credit_account {
         return Err(LedgerError::InvalidTransfer {
@@ -137,13 +149,13 @@ async fn apply(
             && row.try_get::<Option<String>, _>("currency")?.as_deref()
                 == Some(transfer.currency.as_str());
         return if same {
-            Ok(None)
+            Ok(Applied::Existing)
         } else {
             Err(LedgerError::Conflict { id: transfer.id })
         };
     }
     if row.try_get::<bool, _>("inserted")? {
-        return Ok(None);
+        return Ok(Applied::Inserted);
     }
     if row.try_get::<bool, _>("debited")? {
         // The debtor was debited in this statement; the caller's rollback
@@ -153,7 +165,7 @@ async fn apply(
             currency: transfer.currency.clone(),
         });
     }
-    Ok(Some(why_refused(conn, transfer).await?.into()))
+    Ok(Applied::Refused(why_refused(conn, transfer).await?.into()))
 }
 
 /// Read only after the conditional update refused: the answer names the

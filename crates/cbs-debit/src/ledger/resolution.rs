@@ -13,6 +13,8 @@ pub struct Resolved {
     pub id: Uuid,
     pub kind: Kind,
     pub hold: Transfer,
+    /// An earlier call with this id resolved the hold; nothing moved now.
+    pub repeated: bool,
 }
 
 /// One round trip: the hold, any resolution it already has, and whether
@@ -125,7 +127,12 @@ async fn resolve(
         let by = Kind::from_db(&resolution_kind)?;
         let resolution_id = row.try_get::<Option<Uuid>, _>("resolution_id")?;
         return if by == kind && resolution_id == Some(id) {
-            Ok(Resolved { id, kind, hold })
+            Ok(Resolved {
+                id,
+                kind,
+                hold,
+                repeated: true,
+            })
         } else {
             Err(LedgerError::AlreadyResolved { pending_id, by })
         };
@@ -134,7 +141,12 @@ async fn resolve(
         return Err(LedgerError::Conflict { id });
     }
     if row.try_get::<bool, _>("inserted")? {
-        return Ok(Resolved { id, kind, hold });
+        return Ok(Resolved {
+            id,
+            kind,
+            hold,
+            repeated: false,
+        });
     }
     Err(LedgerError::Inconsistent(format!(
         "hold {pending_id} is pending but its accounts could not be updated"

@@ -1,7 +1,8 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
-use paystream_cbs_debit::{Hold, RefusalReason, Transfer, hold};
+use paystream_cbs_debit::{Hold, RefusalReason, Transfer, hold, settlement_shard};
 use uuid::Uuid;
 
 use crate::support::{Ledger, assert_clean, balances, eur, ledger};
@@ -67,5 +68,42 @@ async fn concurrent_holds_on_many_accounts_all_succeed() {
     for iban in &ibans {
         assert_eq!(balances(&ledger.pool, iban).await, (500, 0, 0, 500));
     }
+    assert_clean(&ledger.pool).await;
+}
+
+/// A hold keeps its rows locked until its transaction commits. Holds on
+/// debtors whose in-flight money lands on different settlement shards must
+/// not wait for each other: here the first stays open while the second
+/// commits. Were the in-flight account one row, the second would wait for
+/// the first forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_hold_does_not_block_a_hold_on_another_account() {
+    let first_iban = "ACC0000".to_owned();
+    let second_iban = (1..)
+        .map(|n| format!("ACC{n:04}"))
+        .find(|iban| settlement_shard(iban) != settlement_shard(&first_iban))
+        .unwrap();
+    let ledger = ledger(&format!(
+        "{first_iban},EUR,500,debits_must_not_exceed_credits\n\
+         {second_iban},EUR,500,debits_must_not_exceed_credits\n"
+    ))
+    .await;
+
+    let mut open = ledger.pool.begin().await.unwrap();
+    let first = Transfer::hold(Uuid::new_v4(), &first_iban, 100, eur());
+    assert_eq!(hold(&mut open, &first).await.unwrap(), Hold::Held);
+
+    let second = Transfer::hold(Uuid::new_v4(), &second_iban, 100, eur());
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        hold_in_transaction(&ledger, second),
+    )
+    .await
+    .expect("the second hold waited for the first transaction");
+    assert_eq!(outcome, Hold::Held);
+
+    open.commit().await.unwrap();
+    assert_eq!(balances(&ledger.pool, &first_iban).await, (100, 0, 0, 500));
+    assert_eq!(balances(&ledger.pool, &second_iban).await, (100, 0, 0, 500));
     assert_clean(&ledger.pool).await;
 }

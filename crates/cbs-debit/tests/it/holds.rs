@@ -16,7 +16,7 @@ GB33BUKB20201555555555,GBP,10000,debits_must_not_exceed_credits
 const DEBTOR: &str = "DE89370400440532013000";
 
 fn rtgs() -> String {
-    settlement_account(Rail::Rtgs, &eur())
+    settlement_account(Rail::Rtgs, &eur(), DEBTOR)
 }
 
 #[tokio::test]
@@ -38,7 +38,12 @@ async fn a_hold_then_its_post_moves_the_amount_from_pending_to_posted() {
     assert_eq!(balances(&ledger.pool, &rtgs()).await, (0, 0, 0, 2_500));
 
     // Posting again with the same id is the same outcome and moves nothing.
-    assert_eq!(post(&mut conn, transfer.id, post_id).await.unwrap(), posted);
+    let again = post(&mut conn, transfer.id, post_id).await.unwrap();
+    assert!(again.repeated && !posted.repeated);
+    assert_eq!(
+        (again.id, again.kind, &again.hold),
+        (posted.id, posted.kind, &posted.hold)
+    );
     assert_eq!(balances(&ledger.pool, DEBTOR).await, (0, 2_500, 0, 10_000));
     assert_clean(&ledger.pool).await;
 }
@@ -54,7 +59,13 @@ async fn a_hold_then_its_void_releases_the_amount() {
     let void_id = transfer_id(payment, Kind::VoidPending);
     let voided = void(&mut conn, transfer.id, void_id).await.unwrap();
     assert_eq!(voided.kind, Kind::VoidPending);
-    assert_eq!(void(&mut conn, transfer.id, void_id).await.unwrap(), voided);
+    assert!(!voided.repeated);
+    let again = void(&mut conn, transfer.id, void_id).await.unwrap();
+    assert!(again.repeated);
+    assert_eq!(
+        (again.id, again.kind, &again.hold),
+        (voided.id, voided.kind, &voided.hold)
+    );
     assert_eq!(balances(&ledger.pool, DEBTOR).await, (0, 0, 0, 10_000));
     assert_eq!(balances(&ledger.pool, &rtgs()).await, (0, 0, 0, 0));
 
@@ -150,7 +161,7 @@ async fn the_same_hold_twice_moves_money_once() {
     let mut conn = ledger.pool.acquire().await.unwrap();
     let transfer = Transfer::hold(Uuid::new_v4(), DEBTOR, 700, eur());
     assert_eq!(hold(&mut conn, &transfer).await.unwrap(), Hold::Held);
-    assert_eq!(hold(&mut conn, &transfer).await.unwrap(), Hold::Held);
+    assert_eq!(hold(&mut conn, &transfer).await.unwrap(), Hold::AlreadyHeld);
     assert_eq!(balances(&ledger.pool, DEBTOR).await, (700, 0, 0, 10_000));
     assert_clean(&ledger.pool).await;
 }
@@ -224,10 +235,10 @@ async fn a_card_debit_is_posted_once() {
     );
     assert_eq!(
         post_direct(&mut conn, &card).await.unwrap(),
-        DirectPosting::Posted
+        DirectPosting::AlreadyPosted
     );
     assert_eq!(balances(&ledger.pool, DEBTOR).await, (0, 1_234, 0, 10_000));
-    let card_settlement = settlement_account(Rail::Card, &eur());
+    let card_settlement = settlement_account(Rail::Card, &eur(), DEBTOR);
     assert_eq!(
         balances(&ledger.pool, &card_settlement).await,
         (0, 0, 0, 1_234)

@@ -3,6 +3,10 @@
 
 mod accounts;
 mod concurrency;
+mod crash;
 mod holds;
+mod operator;
 mod races;
+mod service;
+mod stand;
 mod support;

@@ -62,7 +62,7 @@ async fn the_same_hold_in_two_concurrent_transactions_moves_money_once() {
     );
     // The retry finds the committed hold.
     let mut conn = ledger.pool.acquire().await.unwrap();
-    assert_eq!(hold(&mut conn, &transfer).await.unwrap(), Hold::Held);
+    assert_eq!(hold(&mut conn, &transfer).await.unwrap(), Hold::AlreadyHeld);
     assert_eq!(balances(&ledger.pool, DEBTOR).await, (300, 0, 0, 10_000));
     assert_clean(&ledger.pool).await;
 }

@@ -1,13 +1,14 @@
-//! From the gateway's 202 to the validation service's decision: the
-//! correlationId the client is given is on the validation service's log
-//! lines for that payment and on its output event.
+//! From the gateway's 202 to the validation service's decision and the
+//! ledger's hold: the correlationId the client is given is on the
+//! validation service's log lines for that payment, on its output event,
+//! and on the ledger's log line of the hold.
 
 use std::time::Duration;
 
 use paystream_contract::{PaymentValidated, Topic};
-use paystream_e2e::{API_KEY, Stack};
+use paystream_e2e::{PAYER, Stack};
 use paystream_testkit::logs::Captured;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test]
@@ -22,22 +23,7 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let stack = Stack::start().await;
-    let base = stack.gateway.url();
-    let response = reqwest::Client::new()
-        .post(format!("{base}/v1/payments"))
-        .bearer_auth(API_KEY)
-        .header("Idempotency-Key", "e2e-1")
-        .json(&json!({
-            "amount": "250.00", "currency": "EUR",
-            "debtor": { "name": "Emily Clarke", "account": "GB82WEST12345698765432",
-                        "agentBic": "NWBKGB2L", "country": "GB" },
-            "creditor": { "name": "Camille Moreau", "account": "FR1420041010050500013M02606",
-                          "agentBic": "BNPAFRPP", "country": "FR" },
-            "clientIp": "81.2.69.142"
-        }))
-        .send()
-        .await
-        .unwrap();
+    let response = stack.submit("e2e-1", PAYER).await;
     assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
     let accepted: Value = response.json().await.unwrap();
     let correlation = accepted["correlationId"].as_str().unwrap().to_owned();
@@ -78,6 +64,19 @@ async fn the_correlation_id_of_the_202_is_on_the_decision_log_lines_and_the_outp
     for line in validation_lines {
         assert_eq!(line["correlation_id"], correlation.as_str(), "{line}");
     }
+
+    // The ledger's hold of the same payment, one service further on.
+    let held =
+        paystream_testkit::wait_until(Duration::from_secs(60), "the hold's log line", || {
+            let lines = captured.json_lines();
+            async move {
+                lines
+                    .into_iter()
+                    .find(|line| line["message"] == "hold placed")
+            }
+        })
+        .await;
+    assert_eq!(held["correlation_id"], correlation.as_str(), "{held}");
 }
 
 fn rdkafka_payload(record: &rdkafka::message::OwnedMessage) -> Option<&[u8]> {

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TOPICS, TestApp, WAIT, config, event_ids, header, payment, spawn_app, spawn_app_with,
+    TestApp, WAIT, config, event_ids, header, payment, spawn_app, spawn_app_with,
 };
 use paystream_testkit::nisshi::{Nisshi as Broker, Storage};
 
@@ -18,7 +18,7 @@ use paystream_testkit::nisshi::{Nisshi as Broker, Storage};
 /// and past its first payment.
 async fn app_on(broker: &Broker) -> TestApp {
     let prefix = format!("{}.", unique("gwd"));
-    for topic in TOPICS {
+    for topic in paystream_gateway::topics() {
         kafka::create_topic(&broker.bootstrap(), &format!("{prefix}{}", topic.name()), 3).await;
     }
     let kafka = KafkaConfig::new(broker.bootstrap()).with_topic_prefix(prefix);

@@ -17,14 +17,6 @@ pub const KEY: &str = "test-key-of-acme";
 pub const SECRET: &str = "webhook-secret";
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The topics the gateway writes and reads.
-pub const TOPICS: [Topic; 4] = [
-    Topic::PaymentSubmitted,
-    Topic::PaymentValidated,
-    Topic::PaymentRejected,
-    Topic::CardTransactionReceived,
-];
-
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -66,7 +58,10 @@ pub async fn spawn_app_with(config: Config, registry: TestRegistry) -> TestApp {
 
 /// Topics of the test's own on the dev broker.
 pub async fn test_topics() -> KafkaConfig {
-    let names = TOPICS.map(Topic::name);
+    let names: Vec<&str> = paystream_gateway::topics()
+        .into_iter()
+        .map(Topic::name)
+        .collect();
     KafkaConfig::new(kafka::bootstrap()).with_topic_prefix(kafka::namespace("gw", &names, 3).await)
 }
 
