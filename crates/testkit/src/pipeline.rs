@@ -22,11 +22,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// `topics` under a fresh prefix, with `partitions` each.
+    /// `topics` under a fresh prefix on the dev broker, with `partitions` each.
     pub async fn new(label: &str, topics: &[Topic], partitions: i32) -> Self {
-        let names: Vec<&str> = topics.iter().map(|topic| topic.name()).collect();
-        let kafka = KafkaConfig::new(kafka::bootstrap())
-            .with_topic_prefix(kafka::namespace(label, &names, partitions).await);
+        Self::on(&kafka::bootstrap(), label, topics, partitions).await
+    }
+
+    /// The same on another broker (a benchmark's own nisshi, say).
+    pub async fn on(bootstrap: &str, label: &str, topics: &[Topic], partitions: i32) -> Self {
+        let prefix = format!("{}.", crate::unique(label));
+        for topic in topics {
+            kafka::create_topic(bootstrap, &format!("{prefix}{}", topic.name()), partitions).await;
+        }
+        let kafka = KafkaConfig::new(bootstrap).with_topic_prefix(prefix);
         let registry = TestRegistry::start().await;
         let codec = Codec::new(
             RegistryClient::new(&registry.url, Duration::from_secs(5)).unwrap(),

@@ -296,7 +296,7 @@ impl<I: Inbound> Consumer<I> {
         &self,
         names: impl Iterator<Item = &String>,
     ) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> = self.kafka.admin().create()?;
+        let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(self.kafka.admin().create()?);
         for name in names {
             self.ensure_dead_letter_topic(&admin, name).await?;
         }
@@ -308,13 +308,14 @@ impl<I: Inbound> Consumer<I> {
     /// that forbid CreateTopics to services pre-create it).
     async fn ensure_dead_letter_topic(
         &self,
-        admin: &AdminClient<DefaultClientContext>,
+        admin: &Arc<AdminClient<DefaultClientContext>>,
         topic: &str,
     ) -> Result<(), BusError> {
-        let partitions = partition_count(admin, topic)?
+        let partitions = partition_count(admin, topic)
+            .await?
             .ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
         let name = dead_letter_topic(topic, &self.settings.group);
-        if partition_count(admin, &name)?.is_some() {
+        if partition_count(admin, &name).await?.is_some() {
             return Ok(());
         }
         let wanted = NewTopic::new(
@@ -344,7 +345,20 @@ impl<I: Inbound> Consumer<I> {
     }
 }
 
-fn partition_count(
+/// librdkafka's metadata request blocks its thread for up to its timeout
+/// (an unreachable broker takes all of it): run on a blocking thread, so the
+/// service's runtime keeps serving meanwhile.
+async fn partition_count(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    topic: &str,
+) -> Result<Option<usize>, BusError> {
+    let (admin, topic) = (Arc::clone(admin), topic.to_owned());
+    tokio::task::spawn_blocking(move || blocking_partition_count(&admin, &topic))
+        .await
+        .map_err(|error| BusError::PollThread(error.to_string()))?
+}
+
+fn blocking_partition_count(
     admin: &AdminClient<DefaultClientContext>,
     topic: &str,
 ) -> Result<Option<usize>, BusError> {

@@ -288,7 +288,7 @@ async fn bad_input_is_dead_lettered_with_its_reason_and_the_partition_goes_on() 
 }
 
 #[tokio::test]
-async fn the_account_api_answers_balances_and_the_last_movements() {
+async fn the_account_api_answers_balances_and_movements_and_metrics_count_the_hold() {
     let stand = Stand::new("cbs-api", &accounts()).await;
     let service = stand.start().await;
     let payment = validated(RICH, 12_345, "EUR");
@@ -324,4 +324,22 @@ async fn the_account_api_answers_balances_and_the_last_movements() {
         missing.headers()["content-type"],
         "application/problem+json"
     );
+
+    stand.send(validated(POOR, 501, "EUR")).await;
+    stand.read::<PaymentRejected>(1).await;
+    let metrics = client
+        .get(format!("{}/metrics", service.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "paystream_cbs_debit_transfers_total{kind=\"hold\"} 1",
+        "paystream_cbs_debit_hold_seconds_count 2",
+        "paystream_cbs_debit_refusals_total{origin=\"CREDIT_TRANSFER\",reason=\"AM04\"} 1",
+    ] {
+        assert!(metrics.contains(family), "{family} missing from /metrics");
+    }
 }
