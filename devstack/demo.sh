@@ -71,11 +71,16 @@ body = '{"webhook":"cardtransaction.create","webhook_id":"%s","object":"cardtran
     uuid.uuid4(), card_transaction_id, payload, signature)
 print(body)
 PY
+posted_debits() {
+  curl -sS "$LEDGER/v1/accounts/GB82WEST12345698765432?movements=0" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["postedDebitsMinor"])'
+}
+before="$(posted_debits)"
 printf '  %-32s %s\n' "card transaction (15.00 EUR)" \
   "$(curl -sS -o /dev/null -w 'webhook answered %{http_code}' -X POST "$GATEWAY/v1/webhooks/card-transactions" \
       -H 'Content-Type: application/json' --data-binary @"$RUN_DIR/demo-webhook.json")"
 for _ in $(seq 1 100); do
-  curl -sS "$LEDGER/v1/accounts/GB82WEST12345698765432?movements=10" | grep -q '"counterparty":"SETTLEMENT-CARD-' && break
+  (( $(posted_debits) > before )) && break
   sleep 0.2
 done
 
@@ -89,3 +94,6 @@ for m in a["movements"]:
     print("  {} {:<12} {:<6} {:>10,.2f}  payment {}".format(
         m["at"][:19], m["kind"], m["direction"], m["amountMinor"] / 100, m["paymentId"]))
 '
+
+echo "The ledger's invariants (cbs-debit ledger check):"
+"$DEVSTACK_ROOT/target/debug/cbs-debit" ledger check | sed 's/^/  /'
