@@ -13,14 +13,13 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use paystream_bus::RegistryConfig;
-use paystream_cbs_debit::operator::load_accounts_text;
+use paystream_cbs_debit::operator::{connect, load_accounts_text};
 use paystream_cbs_debit::{Config, DatabaseArgs};
 use paystream_contract::{PaymentValidated, Topic, samples};
 use paystream_testkit::fresh_database;
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::pipeline::Pipeline;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 const PAYMENTS: usize = 10_000;
@@ -263,14 +262,11 @@ struct Measured {
 async fn run(broker: &Nisshi, scenario: &Scenario) -> Measured {
     let pipeline = Pipeline::on(&broker.bootstrap(), "cbs-hold-bench", &TOPICS, PARTITIONS).await;
     let database = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&database.url)
-        .await
-        .unwrap();
-    paystream_service_kit::migrate(&pool, &paystream_cbs_debit::MIGRATOR)
-        .await
-        .unwrap();
+    let pool = connect(&DatabaseArgs {
+        url: database.url.clone(),
+    })
+    .await
+    .unwrap();
     let debtors = debtors(scenario);
     load_accounts_text(&pool, &accounts_csv(&debtors))
         .await

@@ -27,7 +27,8 @@ pub enum OperatorError {
     Database(#[from] sqlx::Error),
 }
 
-async fn connect(database: &DatabaseArgs) -> Result<PgPool, OperatorError> {
+/// A small pool on the ledger's database, its schema applied.
+pub async fn connect(database: &DatabaseArgs) -> Result<PgPool, OperatorError> {
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(&database.url)

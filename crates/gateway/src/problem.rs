@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::payment_request::FieldError;
 
-pub const CONTENT_TYPE: &str = "application/problem+json";
-const TYPE_BASE: &str = "https://paystream.dev/problems/";
+pub use paystream_service_kit::http::PROBLEM_CONTENT_TYPE as CONTENT_TYPE;
+use paystream_service_kit::http::PROBLEM_TYPE_BASE as TYPE_BASE;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -110,10 +110,7 @@ const ORPHANS_SQL: &str = "SELECT r.id FROM transfers r \
 /// Checks every invariant in one REPEATABLE READ snapshot, so a ledger
 /// busy with holds is judged at one instant.
 pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = snapshot(pool).await?;
 
     let row = sqlx::query(TOTALS_SQL).fetch_one(&mut *tx).await?;
     let totals = balances(&row, BALANCE_COLUMNS)?;
@@ -148,15 +145,29 @@ pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
     })
 }
 
+/// A read-only transaction that sees the ledger at one instant.
+pub(super) async fn snapshot(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, LedgerError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// The four balance columns, as `accounts` names them.
-const BALANCE_COLUMNS: [&str; 4] = [
+pub(super) const BALANCE_COLUMNS: [&str; 4] = [
     "debits_pending",
     "debits_posted",
     "credits_pending",
     "credits_posted",
 ];
 
-fn balances(row: &sqlx::postgres::PgRow, columns: [&str; 4]) -> Result<Balances, LedgerError> {
+pub(super) fn balances(
+    row: &sqlx::postgres::PgRow,
+    columns: [&str; 4],
+) -> Result<Balances, LedgerError> {
     Ok(Balances {
         debits_pending: row.try_get(columns[0])?,
         debits_posted: row.try_get(columns[1])?,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use super::check::{BALANCE_COLUMNS, balances, snapshot};
 use super::{AccountFlags, Balances, Kind, LedgerError};
 
 /// An account as its owner sees it.
@@ -51,10 +52,7 @@ pub async fn account_view(
     id: &str,
     movements: i64,
 ) -> Result<Option<AccountView>, LedgerError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = snapshot(pool).await?;
     let Some(row) = sqlx::query(
         "SELECT id, currency, debits_must_not_exceed_credits, closed, blocked, \
          debits_pending, debits_posted, credits_pending, credits_posted FROM accounts WHERE id = $1",
@@ -65,12 +63,7 @@ pub async fn account_view(
     else {
         return Ok(None);
     };
-    let balances = Balances {
-        debits_pending: row.try_get("debits_pending")?,
-        debits_posted: row.try_get("debits_posted")?,
-        credits_pending: row.try_get("credits_pending")?,
-        credits_posted: row.try_get("credits_posted")?,
-    };
+    let balances = balances(&row, BALANCE_COLUMNS)?;
     let mut view = AccountView {
         id: row.try_get("id")?,
         currency: row.try_get("currency")?,

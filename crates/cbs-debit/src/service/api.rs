@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use paystream_service_kit::http::problem;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgPool;
 
 use crate::ledger::{AccountView, Movement, account_view};
@@ -43,7 +43,7 @@ async fn account(
             StatusCode::NOT_FOUND,
             "account-not-found",
             "No such account",
-            format!("the ledger has no account {iban}"),
+            &format!("the ledger has no account {iban}"),
         ),
         Err(error) => {
             tracing::warn!(%error, %iban, "account read failed");
@@ -51,26 +51,10 @@ async fn account(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ledger-unavailable",
                 "The ledger cannot be read now",
-                "try again shortly".to_owned(),
+                "try again shortly",
             )
         }
     }
-}
-
-/// RFC 9457 problem details.
-fn problem(status: StatusCode, slug: &str, title: &str, detail: String) -> Response {
-    let body = json!({
-        "type": format!("https://paystream.dev/problems/{slug}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 #[derive(Debug, Serialize)]

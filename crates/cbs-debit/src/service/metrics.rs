@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use paystream_bus::metrics::{register_counter, register_histogram};
-use prometheus::{HistogramVec, IntCounterVec};
+use prometheus::{Histogram, IntCounterVec};
 
 pub struct Metrics {
     /// Transfers made, by kind (hold, post, void, card).
@@ -12,7 +12,7 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     /// Time to decide a hold, from the handler's start to its answer
     /// (the commit follows in the runtime).
-    pub hold_seconds: HistogramVec,
+    pub hold_seconds: Histogram,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -33,7 +33,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ],
-    ),
+    )
+    .with_label_values::<&str>(&[]),
 });
 
 /// Registers the families now, so `/metrics` shows them before the first payment.

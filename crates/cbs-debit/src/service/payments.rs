@@ -85,7 +85,6 @@ async fn hold(payment: &PaymentValidated, ctx: &mut Context) -> Result<(), Handl
     }
     METRICS
         .hold_seconds
-        .with_label_values::<&str>(&[])
         .observe(started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_bus::RegistryConfig;
-use paystream_cbs_debit::operator::load_accounts_text;
+use paystream_cbs_debit::operator::{connect, load_accounts_text};
 use paystream_cbs_debit::{Config, DatabaseArgs};
 use paystream_contract::{Event, Topic, samples};
 use paystream_service_kit::Running;
@@ -15,7 +15,6 @@ use paystream_testkit::{TestDatabase, fresh_database, wait_until};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -46,14 +45,11 @@ impl Stand {
         topics.push(Topic::CardTransactionReceived);
         let pipeline = Pipeline::new(label, &topics, PARTITIONS).await;
         let database = fresh_database().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect(&database.url)
-            .await
-            .unwrap();
-        paystream_service_kit::migrate(&pool, &paystream_cbs_debit::MIGRATOR)
-            .await
-            .unwrap();
+        let pool = connect(&DatabaseArgs {
+            url: database.url.clone(),
+        })
+        .await
+        .unwrap();
         load_accounts_text(&pool, accounts).await.unwrap();
         Self {
             pipeline,
