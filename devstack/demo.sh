@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives a small, realistic mix of payments through the running services and
-# shows where each ended: a clean one (held on the debtor's account), a
+# shows where each ended: a clean one (settled on the rail), one the rail
+# rejects (the creditor's account is closed: the debit is reversed), a
 # sanctioned creditor, one from a VPN, one from the wrong country, one into a
 # blocked corridor, one missing its travel-rule fields, three the ledger
 # refuses (insufficient funds, a closed and a blocked account), a card
@@ -14,25 +15,26 @@ KEY="paystream-dev-key"
 run_id="$(date +%s)"
 
 submit() {
-  local label="$1" key="$2" creditor_name="$3" creditor_country="$4" ip="$5" amount="$6" debtor="${7:-GB82WEST12345698765432}"
+  local label="$1" key="$2" creditor_name="$3" creditor_country="$4" ip="$5" amount="$6" debtor="${7:-GB82WEST12345698765432}" creditor="${8:-FR1420041010050500013M02606}"
   curl -sS -X POST "$GATEWAY/v1/payments" \
     -H "Authorization: Bearer $KEY" -H "Idempotency-Key: demo-$run_id-$key" \
     -H 'Content-Type: application/json' \
     -d "{\"amount\":\"$amount\",\"currency\":\"EUR\",
          \"debtor\":{\"name\":\"Emily Clarke\",\"account\":\"$debtor\",\"agentBic\":\"NWBKGB2L\",\"country\":\"GB\"},
-         \"creditor\":{\"name\":\"$creditor_name\",\"account\":\"FR1420041010050500013M02606\",\"agentBic\":\"BNPAFRPP\",\"country\":\"$creditor_country\"},
+         \"creditor\":{\"name\":\"$creditor_name\",\"account\":\"$creditor\",\"agentBic\":\"BNPAFRPP\",\"country\":\"$creditor_country\"},
          \"remittanceInformation\":\"$label\",\"clientIp\":\"$ip\"}"
 }
 
 declare -A labels
 ids=()
-while IFS='|' read -r label key name country ip amount debtor; do
-  answer="$(submit "$label" "$key" "$name" "$country" "$ip" "$amount" "$debtor")"
+while IFS='|' read -r label key name country ip amount debtor creditor; do
+  answer="$(submit "$label" "$key" "$name" "$country" "$ip" "$amount" "$debtor" "$creditor")"
   id="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("paymentId",""))' <<<"$answer")"
   [[ -n "$id" ]] || { echo "  $label: refused: $answer"; continue; }
   ids+=("$id"); labels[$id]="$label"
 done <<'MIX'
 clean payment|1|Camille Moreau|FR|81.2.69.142|250.00
+rejected by the rail|10|Lena Fischer|DE|81.2.69.142|120.00|GB82WEST12345698765432|DE89370400440532013000
 sanctioned creditor|2|Saddam Hussein Al-Tikriti|FR|81.2.69.142|250.00
 initiated over a VPN|3|Camille Moreau|FR|45.83.220.10|250.00
 initiated from another country|4|Camille Moreau|FR|8.8.8.8|250.00
@@ -45,11 +47,11 @@ MIX
 retry="$(submit "clean payment" 1 "Camille Moreau" FR 81.2.69.142 250.00)"
 echo "Retry with the same Idempotency-Key answers the same payment: $retry"
 
-echo "Waiting for decisions..."
+echo "Waiting for each payment's final state..."
 for id in "${ids[@]}"; do
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 150); do
     view="$(curl -sS -H "Authorization: Bearer $KEY" "$GATEWAY/v1/payments/$id")"
-    grep -q '"SUBMITTED"\|"VALIDATED"' <<<"$view" || break
+    grep -q '"status": *"\(SETTLED\|REJECTED\|REVERSED\)"' <<<"$view" && break
     sleep 0.2
   done
   printf '  %-32s %s\n' "${labels[$id]}" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts the services built so far on the local stack (which devstack/up.sh
 # brings up first): the sandbox playing the external providers, the gateway,
-# validation and cbs-debit (with the demo accounts loaded). Restarted on each
-# run so they are the current build. Ports: gateway 8080, validation 8082,
-# cbs-debit 8083, sandbox 8090.
+# validation, cbs-debit (with the demo accounts loaded) and rtgs-gateway,
+# which the sandbox's rail calls back. Restarted on each run so they are the
+# current build. Ports: gateway 8080, validation 8082, cbs-debit 8083,
+# rtgs-gateway 8084, sandbox 8090.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$DEVSTACK_ROOT"
@@ -12,10 +13,14 @@ SANDBOX_PORT="${PAYSTREAM_SANDBOX_PORT:-8090}"
 GATEWAY_PORT="${PAYSTREAM_GATEWAY_PORT:-8080}"
 VALIDATION_PORT="${PAYSTREAM_VALIDATION_PORT:-8082}"
 CBS_DEBIT_PORT="${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
-SERVICES=(sandbox gateway validation cbs-debit)
+RTGS_GATEWAY_PORT="${PAYSTREAM_RTGS_GATEWAY_PORT:-8084}"
+RAIL_SECRET="${PAYSTREAM_RAIL_CALLBACK_SECRET:-dev-rail-secret}"
+# The creditor account the demo's rail rejects (AC04, account closed).
+RAIL_CLOSED_ACCOUNTS="${PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS:-DE89370400440532013000}"
+SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway)
 
 log "building ${SERVICES[*]}"
-cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit
+cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway
 
 wait_healthy() {
   local name="$1" url="$2" seconds="$3"
@@ -33,6 +38,10 @@ for name in "${SERVICES[@]}"; do stop_daemon "$name"; done
 PAYSTREAM_SANDBOX_LISTEN="127.0.0.1:$SANDBOX_PORT" \
 PAYSTREAM_SANDBOX_IP_INTELLIGENCE="${PAYSTREAM_SANDBOX_IP_INTELLIGENCE:-latency=lognormal:20ms:120ms}" \
 PAYSTREAM_SANDBOX_AML="${PAYSTREAM_SANDBOX_AML:-latency=lognormal:30ms:200ms}" \
+PAYSTREAM_SANDBOX_RTGS_RAIL="${PAYSTREAM_SANDBOX_RTGS_RAIL:-settle=lognormal:50ms:300ms}" \
+PAYSTREAM_SANDBOX_RTGS_CALLBACK_URL="http://127.0.0.1:$RTGS_GATEWAY_PORT/v1/rail/status-reports" \
+PAYSTREAM_SANDBOX_RTGS_CALLBACK_SECRET="$RAIL_SECRET" \
+PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS="$RAIL_CLOSED_ACCOUNTS" \
   start_daemon sandbox target/debug/sandbox
 # Loading the sanctions lists takes a few seconds.
 wait_healthy sandbox "http://127.0.0.1:$SANDBOX_PORT/healthz" 120
@@ -52,3 +61,9 @@ target/debug/cbs-debit accounts load devstack/demo-accounts.csv | sed 's/^/[devs
 PAYSTREAM_CBS_DEBIT_LISTEN="127.0.0.1:$CBS_DEBIT_PORT" \
   start_daemon cbs-debit target/debug/cbs-debit serve
 wait_healthy cbs-debit "http://127.0.0.1:$CBS_DEBIT_PORT/healthz" 60
+
+PAYSTREAM_RTGS_GATEWAY_LISTEN="127.0.0.1:$RTGS_GATEWAY_PORT" \
+PAYSTREAM_RTGS_GATEWAY_RAIL_URL="http://127.0.0.1:$SANDBOX_PORT/rtgs" \
+PAYSTREAM_RTGS_GATEWAY_RAIL_CALLBACK_SECRET="$RAIL_SECRET" \
+  start_daemon rtgs-gateway target/debug/rtgs-gateway serve
+wait_healthy rtgs-gateway "http://127.0.0.1:$RTGS_GATEWAY_PORT/healthz" 60

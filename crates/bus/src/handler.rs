@@ -66,11 +66,63 @@ pub struct Context {
     claim: Option<Claim>,
     tx: Option<Transaction<'static, Postgres>>,
     duplicate: bool,
+    emitter: Emitter,
+}
+
+/// Builds the events caused by one input: each gets the input's
+/// `correlationId`, `causationId` = the input's `eventId`, an `eventId`
+/// derived from the input's and the event's place among its outputs (so
+/// building them again gives the same ids), and trace headers continuing
+/// the input's trace. A [`Context`] has one; a service that learns an
+/// outcome later (a provider's callback for an event it consumed earlier)
+/// makes one from the stored input and writes it with
+/// [`Outbox::write`](crate::Outbox::write).
+pub struct Emitter {
     input: Envelope,
     input_headers: HeaderList,
     producer: String,
     emitted: HashMap<Topic, u32>,
     staged: Vec<Staged>,
+}
+
+impl Emitter {
+    pub fn new(input: Envelope, input_headers: HeaderList, producer: &str) -> Self {
+        Self {
+            input,
+            input_headers,
+            producer: producer.to_owned(),
+            emitted: HashMap::new(),
+            staged: Vec::new(),
+        }
+    }
+
+    /// See [`Context::emit`].
+    pub fn emit<E: Event>(&mut self, build: impl FnOnce(Envelope) -> E) -> Uuid {
+        let n = self.emitted.entry(E::TOPIC).or_default();
+        *n += 1;
+        let envelope = Envelope::derived(&self.input, E::TOPIC, *n, self.producer.as_str());
+        let event_id = envelope.event_id;
+        let mut event = build(envelope.clone());
+        // Whatever `build` did with it, the envelope is the runtime's.
+        *event.envelope_mut() = envelope;
+        let mut list = headers::identity(event.envelope());
+        list.extend(headers::trace_headers(Some(&self.input_headers)));
+        self.staged.push(Staged {
+            topic: E::TOPIC,
+            key: event.partition_key().as_bytes().to_vec(),
+            headers: list,
+            event: Box::new(event),
+        });
+        event_id
+    }
+
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    pub(crate) fn into_staged(self) -> Vec<Staged> {
+        self.staged
+    }
 }
 
 /// What opening the transaction claims: the input's id for the group.
@@ -91,11 +143,7 @@ impl Context {
             claim,
             tx: None,
             duplicate: false,
-            input,
-            input_headers,
-            producer: producer.to_owned(),
-            emitted: HashMap::new(),
-            staged: Vec::new(),
+            emitter: Emitter::new(input, input_headers, producer),
         }
     }
 
@@ -113,7 +161,7 @@ impl Context {
             if !claim_event(
                 &mut tx,
                 &claim.group,
-                self.input.event_id,
+                self.emitter.input.event_id,
                 claim.topic.name(),
             )
             .await?
@@ -142,7 +190,7 @@ impl Context {
 
     /// The envelope of the record being handled.
     pub fn input(&self) -> &Envelope {
-        &self.input
+        &self.emitter.input
     }
 
     /// Stages an output event. `build` receives its finished envelope: the
@@ -150,31 +198,16 @@ impl Context {
     /// `eventId` derived from the input's and the event's place among this
     /// record's outputs, so a re-run emits the same ids. Returns that id.
     pub fn emit<E: Event>(&mut self, build: impl FnOnce(Envelope) -> E) -> Uuid {
-        let n = self.emitted.entry(E::TOPIC).or_default();
-        *n += 1;
-        let envelope = Envelope::derived(&self.input, E::TOPIC, *n, self.producer.as_str());
-        let event_id = envelope.event_id;
-        let mut event = build(envelope.clone());
-        // Whatever `build` did with it, the envelope is the runtime's.
-        *event.envelope_mut() = envelope;
-        let mut list = headers::identity(event.envelope());
-        list.extend(headers::trace_headers(Some(&self.input_headers)));
-        self.staged.push(Staged {
-            topic: E::TOPIC,
-            key: event.partition_key().as_bytes().to_vec(),
-            headers: list,
-            event: Box::new(event),
-        });
-        event_id
+        self.emitter.emit(build)
     }
 
     /// How many events are staged.
     pub fn staged(&self) -> usize {
-        self.staged.len()
+        self.emitter.staged()
     }
 
     pub(crate) fn into_parts(self) -> (Option<Transaction<'static, Postgres>>, Vec<Staged>) {
-        (self.tx, self.staged)
+        (self.tx, self.emitter.into_staged())
     }
 }
 

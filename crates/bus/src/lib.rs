@@ -46,7 +46,7 @@ pub use consumer::{Consumer, ConsumerSettings, Record, RecordMeta};
 pub use dead_letter::{DeadLetter, DeadLetterSink};
 pub use effects::Effects;
 pub use error::{BusError, HandlerError, ProduceError};
-pub use handler::{Context, Handler};
+pub use handler::{Context, Emitter, Handler};
 pub use outbox::Outbox;
 pub use producer::{Delivery, Producer};
 pub use replay::{ReplayMode, ReplayOptions, replay};

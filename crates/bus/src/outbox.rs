@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{HandlerError, ProduceError};
-use crate::handler::Staged;
+use crate::handler::{Emitter, Staged};
 use crate::headers::HeaderList;
 use crate::metrics::METRICS;
 use crate::producer::{Prepared, Producer};
@@ -127,6 +127,30 @@ impl Outbox {
     ) -> Result<(), HandlerError> {
         let prepared = self.producer.prepare_staged(event).await?;
         insert(transaction, &prepared).await?;
+        Ok(())
+    }
+
+    /// An [`Emitter`] for the events caused by `input`, an event this
+    /// service consumed earlier, named for this service as producer.
+    pub fn emitter(
+        &self,
+        input: paystream_contract::Envelope,
+        input_headers: HeaderList,
+    ) -> Emitter {
+        Emitter::new(input, input_headers, self.producer.name())
+    }
+
+    /// Writes the events `emitter` built to the outbox inside `transaction`,
+    /// for a service emitting outside a consumer's handler (an outcome that
+    /// arrives by callback). Call [`Outbox::committed`] after the commit.
+    pub async fn write(
+        &self,
+        transaction: &mut PgConnection,
+        emitter: Emitter,
+    ) -> Result<(), HandlerError> {
+        for event in emitter.into_staged() {
+            self.stage(transaction, event).await?;
+        }
         Ok(())
     }
 

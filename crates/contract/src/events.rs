@@ -253,6 +253,7 @@ pub struct AccountDebited {
     pub corridor_code: Option<String>,
     pub card_id: Option<String>,
     pub merchant_name: Option<String>,
+    pub remittance_information: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

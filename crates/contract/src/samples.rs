@@ -117,6 +117,7 @@ pub fn account_debited() -> AccountDebited {
         corridor_code: Some("DEU-ZAF".to_owned()),
         card_id: None,
         merchant_name: None,
+        remittance_information: Some("Invoice 2026-11-0042".to_owned()),
     }
 }
 

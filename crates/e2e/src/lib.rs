@@ -1,7 +1,7 @@
 //! The pipeline's services started in-process for tests that cross them:
-//! the sandbox playing the providers, validation, the gateway and the
-//! ledger (with [`ACCOUNTS`] loaded), on a topic namespace, registry and
-//! databases of the test's own. Each service is
+//! the sandbox playing the providers and the rail, validation, the gateway,
+//! the ledger (with [`ACCOUNTS`] loaded) and rtgs-gateway, on a topic
+//! namespace, registry and databases of the test's own. Each service is
 //! started the way its binary starts it, through its `build` and the
 //! service runtime, on `127.0.0.1:0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,6 +20,12 @@ pub const PAYER: &str = "GB82WEST12345698765432";
 /// A payer with 10.00 EUR.
 pub const NEARLY_EMPTY: &str = "GB29NWBK60161331926819";
 
+/// A creditor whose bank has closed the account: the rail rejects
+/// payments to it (AC04) and the debit is reversed.
+pub const CLOSED_CREDITOR: &str = "DE89370400440532013000";
+/// A creditor the rail settles to.
+pub const CREDITOR: &str = "FR1420041010050500013M02606";
+
 /// The ledger's accounts in every stack.
 pub const ACCOUNTS: &str = "id,currency,opening_balance_minor,flags,cards
 GB82WEST12345698765432,EUR,10000000,debits_must_not_exceed_credits,4821337
@@ -31,6 +37,7 @@ pub struct Stack {
     pub gateway: Running,
     pub validation: Running,
     pub ledger: Running,
+    pub rtgs_gateway: Running,
     /// The sandbox's.
     shutdown: CancellationToken,
 }
@@ -54,6 +61,12 @@ struct LedgerDefaults {
 }
 
 #[derive(clap::Parser)]
+struct RtgsGatewayDefaults {
+    #[command(flatten)]
+    config: paystream_rtgs_gateway::Config,
+}
+
+#[derive(clap::Parser)]
 struct GatewayDefaults {
     #[command(flatten)]
     config: paystream_gateway::Config,
@@ -62,9 +75,11 @@ struct GatewayDefaults {
 impl Stack {
     pub async fn start() -> Self {
         let shutdown = CancellationToken::new();
-        let sandbox = paystream_sandbox::Server::build(&paystream_sandbox::Config::local())
-            .await
-            .unwrap();
+        let mut sandbox = paystream_sandbox::Config::local();
+        sandbox.rtgs_rail = "settle=20ms".parse().unwrap();
+        sandbox.rtgs_closed_accounts = vec![CLOSED_CREDITOR.to_owned()];
+        let sandbox = paystream_sandbox::Server::build(&sandbox).await.unwrap();
+        let rail = sandbox.rail().unwrap();
         let sandbox_url = format!("http://{}", sandbox.local_addr());
         tokio::spawn(sandbox.run(shutdown.clone()));
         let pipeline = Pipeline::new("e2e", &Topic::ALL, 3).await;
@@ -89,6 +104,20 @@ impl Stack {
         ledger.registry = registry.clone();
         let ledger = start_ledger(&ledger).await;
 
+        let mut rtgs = <RtgsGatewayDefaults as clap::Parser>::parse_from(["test"]).config;
+        rtgs.listen = "127.0.0.1:0".parse().unwrap();
+        rtgs.database_url = fresh_database().await.url;
+        rtgs.rail_url = format!("{sandbox_url}/rtgs");
+        rtgs.kafka = pipeline.kafka.clone();
+        rtgs.registry = registry.clone();
+        let rtgs_gateway = paystream_rtgs_gateway::build(&rtgs).await.unwrap();
+        rail.set_callback_url(Some(format!(
+            "http://{}{}",
+            rtgs_gateway.local_addr(),
+            paystream_rtgs_gateway::api::CALLBACK_PATH
+        )));
+        let rtgs_gateway = rtgs_gateway.start();
+
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();
         gateway.database_url = fresh_database().await.url;
@@ -104,15 +133,26 @@ impl Stack {
             gateway,
             validation,
             ledger,
+            rtgs_gateway,
             shutdown,
         }
     }
 }
 
 impl Stack {
-    /// `POST /v1/payments` of 250.00 EUR from `debtor` to a French creditor,
+    /// `POST /v1/payments` of 250.00 EUR from `debtor` to [`CREDITOR`],
     /// from a British IP address.
     pub async fn submit(&self, idempotency_key: &str, debtor: &str) -> reqwest::Response {
+        self.submit_to(idempotency_key, debtor, CREDITOR).await
+    }
+
+    /// The same to `creditor`'s account (at a French bank).
+    pub async fn submit_to(
+        &self,
+        idempotency_key: &str,
+        debtor: &str,
+        creditor: &str,
+    ) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/v1/payments", self.gateway.url()))
             .bearer_auth(API_KEY)
@@ -121,7 +161,7 @@ impl Stack {
                 "amount": "250.00", "currency": "EUR",
                 "debtor": { "name": "Emily Clarke", "account": debtor,
                             "agentBic": "NWBKGB2L", "country": "GB" },
-                "creditor": { "name": "Camille Moreau", "account": "FR1420041010050500013M02606",
+                "creditor": { "name": "Camille Moreau", "account": creditor,
                               "agentBic": "BNPAFRPP", "country": "FR" },
                 "clientIp": "81.2.69.142"
             }))

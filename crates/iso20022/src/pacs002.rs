@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -68,6 +68,13 @@ pub struct StatusReport {
     pub status: TxStatus,
     /// The ISO 20022 external status reason of a rejection (AC04, AM04, FF01…).
     pub reason: Option<String>,
+    /// Free text beside the reason code (`StsRsnInf/AddtlInf`).
+    pub reason_text: Option<String>,
+    /// The date the rail settled on (`FctvIntrBkSttlmDt`), once settled.
+    pub settlement_date: Option<NaiveDate>,
+    /// The rail's own reference for the transaction (`ClrSysRef`), from
+    /// acceptance on.
+    pub clearing_reference: Option<String>,
 }
 
 impl StatusReport {
@@ -97,7 +104,12 @@ impl StatusReport {
                     status: self.status.code().to_owned(),
                     reason: self.reason.as_ref().map(|code| ReasonInformation {
                         reason: Reason { code: code.clone() },
+                        text: self.reason_text.clone(),
                     }),
+                    settlement_date: self.settlement_date.map(|date| DateChoice {
+                        date: date.format("%Y-%m-%d").to_string(),
+                    }),
+                    clearing_reference: self.clearing_reference.clone(),
                 },
             },
         })
@@ -119,8 +131,23 @@ impl StatusReport {
                 format!("unknown status {:?}", tx.status),
             )
         })?;
-        let reason = match tx.reason {
-            Some(info) => Some(required("StsRsnInf/Rsn/Cd", &info.reason.code)?),
+        let (reason, reason_text) = match tx.reason {
+            Some(info) => (
+                Some(required("StsRsnInf/Rsn/Cd", &info.reason.code)?),
+                info.text.map(|text| text.trim().to_owned()),
+            ),
+            None => (None, None),
+        };
+        let settlement_date = match tx.settlement_date {
+            Some(choice) => Some(
+                NaiveDate::parse_from_str(choice.date.trim(), "%Y-%m-%d").map_err(|e| {
+                    Iso20022Error::invalid("TxInfAndSts/FctvIntrBkSttlmDt/Dt", e.to_string())
+                })?,
+            ),
+            None => None,
+        };
+        let clearing_reference = match tx.clearing_reference {
+            Some(reference) => Some(required("TxInfAndSts/ClrSysRef", &reference)?),
             None => None,
         };
         if status == TxStatus::Rejected && reason.is_none() {
@@ -146,6 +173,9 @@ impl StatusReport {
                 .map_err(|e| Iso20022Error::invalid("TxInfAndSts/OrgnlUETR", e.to_string()))?,
             status,
             reason,
+            reason_text,
+            settlement_date,
+            clearing_reference,
         })
     }
 }
@@ -195,12 +225,28 @@ struct TransactionStatus {
     status: String,
     #[serde(rename = "StsRsnInf", skip_serializing_if = "Option::is_none", default)]
     reason: Option<ReasonInformation>,
+    #[serde(
+        rename = "FctvIntrBkSttlmDt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    settlement_date: Option<DateChoice>,
+    #[serde(rename = "ClrSysRef", skip_serializing_if = "Option::is_none", default)]
+    clearing_reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DateChoice {
+    #[serde(rename = "Dt")]
+    date: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReasonInformation {
     #[serde(rename = "Rsn")]
     reason: Reason,
+    #[serde(rename = "AddtlInf", skip_serializing_if = "Option::is_none", default)]
+    text: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -42,7 +42,7 @@ pub enum Latency {
 }
 
 impl Latency {
-    fn sample(&self, rng: &mut impl Rng) -> Duration {
+    pub(crate) fn sample(&self, rng: &mut impl Rng) -> Duration {
         match self {
             Latency::Fixed(delay) => *delay,
             Latency::LogNormal { median, p99 } => {
@@ -167,11 +167,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(value * unit))
 }
 
-fn duration(setting: &'static str, text: &str) -> Result<Duration, SpecError> {
+pub(crate) fn duration(setting: &'static str, text: &str) -> Result<Duration, SpecError> {
     parse_duration(text).map_err(|error| bad(setting, format!("`{text}`: {error}")))
 }
 
-fn parse_share(setting: &'static str, text: &str) -> Result<f64, SpecError> {
+pub(crate) fn parse_share(setting: &'static str, text: &str) -> Result<f64, SpecError> {
     let share: f64 = text
         .parse()
         .map_err(|_| bad(setting, format!("`{text}` is not a number")))?;
@@ -195,19 +195,35 @@ fn parse_throttle(text: &str) -> Result<RetryAfter, SpecError> {
     }
 }
 
-fn parse_latency(text: &str) -> Result<Latency, SpecError> {
+/// A fixed delay or `lognormal:MEDIAN:P99`, for the setting named.
+pub(crate) fn parse_latency(setting: &'static str, text: &str) -> Result<Latency, SpecError> {
     if let Some(rest) = text.strip_prefix("lognormal:") {
         let (median, p99) = rest
             .split_once(':')
-            .ok_or_else(|| bad("latency", "lognormal:MEDIAN:P99, e.g. lognormal:50ms:400ms"))?;
-        let median = duration("latency", median)?;
-        let p99 = duration("latency", p99)?;
+            .ok_or_else(|| bad(setting, "lognormal:MEDIAN:P99, e.g. lognormal:50ms:400ms"))?;
+        let median = duration(setting, median)?;
+        let p99 = duration(setting, p99)?;
         if median.is_zero() || p99 < median {
-            return Err(bad("latency", "needs 0 < median <= p99"));
+            return Err(bad(setting, "needs 0 < median <= p99"));
         }
         return Ok(Latency::LogNormal { median, p99 });
     }
-    duration("latency", text).map(Latency::Fixed)
+    duration(setting, text).map(Latency::Fixed)
+}
+
+/// `100ms` or `lognormal:50ms:400ms`, as a spec writes it.
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Latency::Fixed(delay) => write!(f, "{}ms", delay.as_millis()),
+            Latency::LogNormal { median, p99 } => write!(
+                f,
+                "lognormal:{}ms:{}ms",
+                median.as_millis(),
+                p99.as_millis()
+            ),
+        }
+    }
 }
 
 impl FromStr for Behaviour {
@@ -220,7 +236,7 @@ impl FromStr for Behaviour {
             match name.trim() {
                 "ok" => {}
                 "down" => behaviour.down = true,
-                "latency" => behaviour.latency = parse_latency(value)?,
+                "latency" => behaviour.latency = parse_latency("latency", value)?,
                 "errors" => behaviour.error_rate = parse_share("errors", value)?,
                 "timeouts" => behaviour.timeout_rate = parse_share("timeouts", value)?,
                 "hang" => behaviour.hang = duration("hang", value)?,
@@ -253,12 +269,7 @@ impl fmt::Display for Behaviour {
         }
         match &self.latency {
             Latency::Fixed(delay) if delay.is_zero() => {}
-            Latency::Fixed(delay) => parts.push(format!("latency={}ms", delay.as_millis())),
-            Latency::LogNormal { median, p99 } => parts.push(format!(
-                "latency=lognormal:{}ms:{}ms",
-                median.as_millis(),
-                p99.as_millis()
-            )),
+            latency => parts.push(format!("latency={latency}")),
         }
         if self.error_rate > 0.0 {
             parts.push(format!("errors={}", self.error_rate));

@@ -1,17 +1,20 @@
 //! The sandbox plays the external providers Paystream calls, over real HTTP
 //! and from real reference data, with latency, failures and throttling set per
 //! provider. Each provider is a module with its own routes under its own path
-//! prefix; adding the RTGS rail or the SMS provider adds a module, not a mode.
+//! prefix; adding the SMS provider adds a module, not a mode.
 //!
 //! | prefix              | provider                                    |
 //! |---------------------|---------------------------------------------|
 //! | `/ip-intelligence`  | IP → country and VPN/proxy/Tor/hosting flags |
 //! | `/aml`              | sanctions screening (OFAC, UN, EU lists)    |
+//! | `/rtgs`             | the RTGS rail: pacs.008 in, pacs.002 back   |
 //! | `/admin/providers`  | read or change a provider's behaviour       |
+//! | `/admin/rtgs`       | the rail's report, knobs and callback URL   |
 
 pub mod aml;
 pub mod behaviour;
 pub mod ip_intelligence;
+pub mod rtgs;
 
 #[cfg(test)]
 mod test_support {
@@ -26,6 +29,7 @@ mod test_support {
 }
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -43,6 +47,48 @@ pub use behaviour::{Behaviour, Control, Received, RetryAfter};
 
 pub const IP_INTELLIGENCE: &str = "ip-intelligence";
 pub const AML: &str = "aml";
+pub const RTGS: &str = "rtgs";
+
+/// A provider the sandbox can play; `--providers` picks which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    IpIntelligence,
+    Aml,
+    Rtgs,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::IpIntelligence, Provider::Aml, Provider::Rtgs];
+
+    /// The provider's name, which is also its path prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::IpIntelligence => IP_INTELLIGENCE,
+            Provider::Aml => AML,
+            Provider::Rtgs => RTGS,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|provider| provider.name() == text)
+            .ok_or_else(|| {
+                format!("unknown provider `{text}` (expected {IP_INTELLIGENCE}, {AML} or {RTGS})")
+            })
+    }
+}
 
 fn default_data_dir() -> PathBuf {
     std::env::var_os("HOME")
@@ -108,6 +154,50 @@ pub struct Config {
     /// Behaviour of the AML screening API, same grammar.
     #[arg(long, env = "PAYSTREAM_SANDBOX_AML", default_value = "ok")]
     pub aml: Behaviour,
+
+    /// The providers to play, comma-separated: ip-intelligence, aml, rtgs.
+    /// Only the ones chosen load their reference data.
+    #[arg(
+        long,
+        env = "PAYSTREAM_SANDBOX_PROVIDERS",
+        value_delimiter = ',',
+        default_value = "ip-intelligence,aml,rtgs"
+    )]
+    pub providers: Vec<Provider>,
+
+    /// HTTP behaviour of the RTGS rail, same grammar.
+    #[arg(long, env = "PAYSTREAM_SANDBOX_RTGS", default_value = "ok")]
+    pub rtgs: Behaviour,
+
+    /// The rail's own behaviour, e.g. `settle=lognormal:50ms:2s,rejections=0.05,lost=0.01`
+    /// (see the README for the grammar).
+    #[arg(
+        long,
+        env = "PAYSTREAM_SANDBOX_RTGS_RAIL",
+        default_value = "settle=50ms"
+    )]
+    pub rtgs_rail: rtgs::RailBehaviour,
+
+    /// Where the rail POSTs its signed final status reports (pacs.002).
+    #[arg(long, env = "PAYSTREAM_SANDBOX_RTGS_CALLBACK_URL")]
+    pub rtgs_callback_url: Option<String>,
+
+    /// The secret the rail signs its callbacks with (Standard Webhooks).
+    #[arg(
+        long,
+        env = "PAYSTREAM_SANDBOX_RTGS_CALLBACK_SECRET",
+        default_value = "dev-rail-secret"
+    )]
+    pub rtgs_callback_secret: String,
+
+    /// Creditor accounts (IBANs), comma-separated, the rail always rejects
+    /// with AC04.
+    #[arg(
+        long,
+        env = "PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS",
+        value_delimiter = ','
+    )]
+    pub rtgs_closed_accounts: Vec<String>,
 }
 
 impl Config {
@@ -125,7 +215,17 @@ impl Config {
             sanctions_lists: Vec::new(),
             ip_intelligence: Behaviour::default(),
             aml: Behaviour::default(),
+            providers: Provider::ALL.to_vec(),
+            rtgs: Behaviour::default(),
+            rtgs_rail: rtgs::RailBehaviour::default(),
+            rtgs_callback_url: None,
+            rtgs_callback_secret: "dev-rail-secret".to_owned(),
+            rtgs_closed_accounts: Vec::new(),
         }
+    }
+
+    pub fn plays(&self, provider: Provider) -> bool {
+        self.providers.contains(&provider)
     }
 
     fn country_db(&self) -> PathBuf {
@@ -173,6 +273,8 @@ pub enum StartError {
     Sanctions(#[from] aml::ListError),
     #[error("loading reference data was interrupted")]
     LoadInterrupted,
+    #[error("the RTGS rail's HTTP client: {0}")]
+    RailClient(#[from] reqwest::Error),
     #[error(transparent)]
     Listen(#[from] paystream_service_kit::BindError),
     #[error("the HTTP server failed: {0}")]
@@ -201,49 +303,88 @@ async fn not_found(uri: axum::extract::OriginalUri) -> Response {
 
 type Controls = Arc<BTreeMap<&'static str, Control>>;
 
+/// A provider's routes behind its behaviour, with the provider's 404.
+fn behind(routes: axum::Router, control: &Control) -> axum::Router {
+    routes
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            control.clone(),
+            behaviour::apply,
+        ))
+}
+
 /// A sandbox bound to its port with its reference data loaded.
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     controls: Controls,
+    rail: Option<rtgs::Rail>,
 }
 
 impl Server {
+    /// Loads and mounts the providers `config.providers` names, only those.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let loading = config.clone();
         // Reading 45 MB of XML and 500k ranges is blocking work.
         let (ip, aml) = tokio::task::spawn_blocking(move || {
-            let ip = ip_intelligence::IpIntelligence::load(
-                &loading.country_db(),
-                &loading.asn_csvs(),
-                &loading.network_lists,
-            )?;
-            let aml = aml::Aml::load(&loading.sanctions_sources())?;
+            let ip = if loading.plays(Provider::IpIntelligence) {
+                Some(ip_intelligence::IpIntelligence::load(
+                    &loading.country_db(),
+                    &loading.asn_csvs(),
+                    &loading.network_lists,
+                )?)
+            } else {
+                None
+            };
+            let aml = if loading.plays(Provider::Aml) {
+                Some(aml::Aml::load(&loading.sanctions_sources())?)
+            } else {
+                None
+            };
             Ok::<_, StartError>((ip, aml))
         })
         .await
         .map_err(|_| StartError::LoadInterrupted)??;
 
-        let ip_control = Control::new(IP_INTELLIGENCE, config.ip_intelligence.clone());
-        let aml_control = Control::new(AML, config.aml.clone());
-        let router = axum::Router::new()
-            .nest(
+        let mut router = axum::Router::new();
+        let mut controls = Vec::new();
+        if let Some(ip) = ip {
+            let control = Control::new(IP_INTELLIGENCE, config.ip_intelligence.clone());
+            router = router.nest(
                 &format!("/{IP_INTELLIGENCE}"),
-                ip_intelligence::routes(Arc::new(ip))
-                    .fallback(not_found)
-                    .layer(axum::middleware::from_fn_with_state(
-                        ip_control.clone(),
-                        behaviour::apply,
-                    )),
-            )
-            .nest(
-                &format!("/{AML}"),
-                aml::routes(Arc::new(aml)).fallback(not_found).layer(
-                    axum::middleware::from_fn_with_state(aml_control.clone(), behaviour::apply),
-                ),
+                behind(ip_intelligence::routes(Arc::new(ip)), &control),
             );
+            controls.push(control);
+        }
+        if let Some(aml) = aml {
+            let control = Control::new(AML, config.aml.clone());
+            router = router.nest(
+                &format!("/{AML}"),
+                behind(aml::routes(Arc::new(aml)), &control),
+            );
+            controls.push(control);
+        }
+        let rail = if config.plays(Provider::Rtgs) {
+            let rail = rtgs::Rail::new(
+                config.rtgs_rail.clone(),
+                config.rtgs_callback_url.clone(),
+                config.rtgs_callback_secret.clone(),
+                &config.rtgs_closed_accounts,
+            )?;
+            let control = Control::new(RTGS, config.rtgs.clone());
+            router = router
+                .nest(
+                    &format!("/{RTGS}"),
+                    behind(rtgs::routes(rail.clone()), &control),
+                )
+                .merge(rtgs::admin_routes(rail.clone()));
+            controls.push(control);
+            Some(rail)
+        } else {
+            None
+        };
         let controls: Controls = Arc::new(
-            [ip_control, aml_control]
+            controls
                 .into_iter()
                 .map(|control| (control.provider(), control))
                 .collect(),
@@ -256,6 +397,7 @@ impl Server {
             listener,
             router,
             controls,
+            rail,
         })
     }
 
@@ -268,10 +410,24 @@ impl Server {
         self.controls.get(provider).cloned()
     }
 
+    /// The RTGS rail, for tests that read its report or change its knobs
+    /// in process; `None` if the sandbox does not play it.
+    pub fn rail(&self) -> Option<rtgs::Rail> {
+        self.rail.clone()
+    }
+
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         tracing::info!(addr = %self.local_addr(), "sandbox listening");
         for control in self.controls.values() {
             tracing::info!(provider = control.provider(), behaviour = %control.current(), "provider ready");
+        }
+        if let Some(rail) = &self.rail {
+            tracing::info!(
+                provider = RTGS,
+                rail = %rail.behaviour(),
+                callback_url = rail.callback_url().as_deref().unwrap_or("none"),
+                "rail ready"
+            );
         }
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -323,4 +479,65 @@ fn admin_routes(controls: Controls) -> axum::Router {
             get(read).put(write),
         )
         .with_state(controls)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Cli::try_parse_from(std::iter::once("sandbox").chain(args.iter().copied()))
+            .map(|cli| cli.config)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_those_of_local() {
+        let parsed = parse(&[]).unwrap_or_else(|error| panic!("{error}"));
+        let local = Config::local();
+        assert_eq!(parsed.providers, Provider::ALL);
+        assert_eq!(parsed.providers, local.providers);
+        assert_eq!(parsed.rtgs, local.rtgs);
+        assert_eq!(parsed.rtgs_rail, local.rtgs_rail);
+        assert_eq!(parsed.rtgs_rail.to_string(), "settle=50ms");
+        assert_eq!(parsed.rtgs_callback_secret, local.rtgs_callback_secret);
+        assert_eq!(parsed.rtgs_callback_url, None);
+        assert!(parsed.rtgs_closed_accounts.is_empty());
+    }
+
+    #[test]
+    fn the_rail_options_parse_and_bad_ones_are_named() {
+        let parsed = parse(&[
+            "--providers",
+            "rtgs,aml",
+            "--rtgs-rail",
+            "settle=1s,lost=0.5",
+            "--rtgs-closed-accounts",
+            "DE89370400440532013000,NL91ABNA0417164300",
+            "--rtgs-callback-url",
+            "http://127.0.0.1:9/callbacks",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(parsed.providers, [Provider::Rtgs, Provider::Aml]);
+        assert_eq!(parsed.rtgs_rail.lost, 0.5);
+        assert_eq!(parsed.rtgs_closed_accounts.len(), 2);
+        assert!(parsed.plays(Provider::Rtgs) && !parsed.plays(Provider::IpIntelligence));
+
+        let error = parse(&["--providers", "rtgs,sms"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("sms"), "{error}");
+        let error = parse(&["--rtgs-rail", "settle=fast"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("settle"), "{error}");
+    }
 }

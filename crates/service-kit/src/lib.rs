@@ -9,6 +9,7 @@ mod listener;
 mod rate;
 pub mod readiness;
 pub mod runtime;
+pub mod signing;
 
 pub use error::ServiceError;
 pub use listener::{BindError, bind, local_addr};

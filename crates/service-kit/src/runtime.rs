@@ -174,6 +174,26 @@ impl Service {
         &self.producer
     }
 
+    /// The transactional outbox, if the service has a database: for events
+    /// decided outside a consumer's handler (an HTTP callback, a poller).
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// Adds a background task of the service's own (a poller, a sender),
+    /// run beside the consumers and stopped with them: it gets the
+    /// service's shutdown token and must return once it is cancelled. Its
+    /// failure stops the service like a consumer's.
+    pub fn task<F, Fut>(&mut self, task: F) -> &mut Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), ServiceError>> + Send + 'static,
+    {
+        self.tasks
+            .push(Box::new(move |shutdown| Box::pin(task(shutdown))));
+        self
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         crate::local_addr(&self.listener)
     }
@@ -229,7 +249,7 @@ impl Service {
     /// returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         let stop = shutdown.child_token();
-        tracing::info!(service = self.name, addr = %self.local_addr(), consumers = self.tasks.len(), "service starting");
+        tracing::info!(service = self.name, addr = %self.local_addr(), tasks = self.tasks.len(), "service starting");
         let readiness = self.readiness.clone();
         let router = self
             .router

@@ -82,6 +82,7 @@ impl Handler<CardTransactionReceived> for Cards {
             corridor_code: None,
             card_id: Some(card.card_id.clone()),
             merchant_name: Some(card.merchant_name.clone()),
+            remittance_information: None,
         });
         Ok(())
     }

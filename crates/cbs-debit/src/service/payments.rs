@@ -117,6 +117,7 @@ fn emit_debited(payment: &PaymentValidated, ctx: &mut Context) {
         corridor_code: Some(payment.corridor_code.clone()),
         card_id: None,
         merchant_name: None,
+        remittance_information: payment.remittance_information.clone(),
     });
 }
 

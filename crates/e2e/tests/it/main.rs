@@ -3,4 +3,4 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod correlation;
-mod ledger;
+mod settlement;

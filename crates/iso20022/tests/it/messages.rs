@@ -124,6 +124,10 @@ fn report(status: TxStatus, reason: Option<&str>) -> StatusReport {
         uetr: Uuid::parse_str("8a562c67-ca16-48ba-b074-65581be6f001").unwrap(),
         status,
         reason: reason.map(str::to_owned),
+        reason_text: reason.map(|_| "Creditor account closed".to_owned()),
+        settlement_date: (status == TxStatus::AcceptedSettlementCompleted)
+            .then(|| NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()),
+        clearing_reference: Some("T2-20261130-000042".into()),
     }
 }
 
@@ -144,6 +148,13 @@ fn status_reports_are_written_as_pacs_002_and_read_back() {
     }
     let rejected = report(TxStatus::Rejected, Some("AM04")).to_xml().unwrap();
     assert!(rejected.contains("<Cd>AM04</Cd>"));
+    assert!(rejected.contains("<AddtlInf>Creditor account closed</AddtlInf>"));
+    let settled = report(TxStatus::AcceptedSettlementCompleted, None)
+        .to_xml()
+        .unwrap();
+    assert!(settled.contains("<FctvIntrBkSttlmDt>"));
+    assert!(settled.contains("<Dt>2026-11-30</Dt>"));
+    assert!(settled.contains("<ClrSysRef>T2-20261130-000042</ClrSysRef>"));
     assert!(TxStatus::Rejected.is_final() && !TxStatus::Pending.is_final());
 }
 

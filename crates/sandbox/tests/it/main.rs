@@ -5,4 +5,5 @@
 
 mod behaviour;
 mod providers;
+mod rtgs;
 mod support;

@@ -1,5 +1,6 @@
 //! A sandbox on a free port and the requests tests send it.
 
+use paystream_sandbox::rtgs::Rail;
 use paystream_sandbox::{AML, Config, Control, IP_INTELLIGENCE, Server};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -8,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Sandbox {
     pub base: String,
     pub http: reqwest::Client,
+    /// The RTGS rail, when the sandbox plays it.
+    pub rail: Option<Rail>,
     server: Option<Server>,
     shutdown: CancellationToken,
 }
@@ -18,6 +21,7 @@ impl Sandbox {
         Self {
             base: format!("http://{}", server.local_addr()),
             http: reqwest::Client::new(),
+            rail: server.rail(),
             server: Some(server),
             shutdown: CancellationToken::new(),
         }
