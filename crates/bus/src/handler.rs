@@ -101,6 +101,23 @@ impl Emitter {
         let n = self.emitted.entry(E::TOPIC).or_default();
         *n += 1;
         let envelope = Envelope::derived(&self.input, E::TOPIC, *n, self.producer.as_str());
+        self.stage(envelope, build)
+    }
+
+    /// Like [`Emitter::emit`], with the id derived from `subject` instead
+    /// of the event's place among the input's outputs: for one input that
+    /// leads to several outputs decided separately (one notification per
+    /// channel, each sent on its own), each built by an emitter of its own.
+    pub fn emit_for<E: Event>(&mut self, subject: Uuid, build: impl FnOnce(Envelope) -> E) -> Uuid {
+        let mut envelope = Envelope::caused_by(&self.input, self.producer.as_str());
+        envelope.event_id = Uuid::new_v5(
+            &self.input.event_id,
+            format!("{}@{subject}", E::TOPIC.name()).as_bytes(),
+        );
+        self.stage(envelope, build)
+    }
+
+    fn stage<E: Event>(&mut self, envelope: Envelope, build: impl FnOnce(Envelope) -> E) -> Uuid {
         let event_id = envelope.event_id;
         let mut event = build(envelope.clone());
         // Whatever `build` did with it, the envelope is the runtime's.

@@ -127,6 +127,32 @@ pub fn trace_headers(parent: Option<&HeaderList>) -> HeaderList {
         .collect()
 }
 
+/// The trace context of `list` (`traceparent`, `tracestate`) as a JSON
+/// object, for a service that stores a consumed record's context to emit
+/// follow-ups later (an [`Emitter`](crate::Emitter) rebuilt from it).
+pub fn trace_context_to_json(list: &HeaderList) -> serde_json::Value {
+    serde_json::Value::Object(
+        list.iter()
+            .filter(|(name, _)| name == TRACEPARENT || name == TRACESTATE)
+            .filter_map(|(name, value)| {
+                std::str::from_utf8(value)
+                    .ok()
+                    .map(|text| (name.clone(), serde_json::Value::from(text)))
+            })
+            .collect(),
+    )
+}
+
+/// The headers [`trace_context_to_json`] stored; `None` if `value` is not
+/// an object of strings.
+pub fn trace_context_from_json(value: &serde_json::Value) -> Option<HeaderList> {
+    value
+        .as_object()?
+        .iter()
+        .map(|(name, value)| Some((name.clone(), value.as_str()?.as_bytes().to_vec())))
+        .collect()
+}
+
 /// The headers naming an event and its place in a journey: `correlationId`,
 /// `causationId` and `eventId`, copied from its envelope so that tools can
 /// route and trace records without decoding them.

@@ -22,17 +22,15 @@ use paystream_iso20022::StatusReport;
 use paystream_provider_client::{
     CallError, Method, ProviderClient, Refused, StatusCode, Unavailable,
 };
+use paystream_service_kit::dispatch::{self, Dispatch, Pace};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::METRICS;
 use crate::outcome::{Outcomes, Via};
 use crate::state::State;
-use crate::store::{self, Submission};
+use crate::store::{self, StoreError, Submission};
 
 /// How the sender paces itself.
 #[derive(Debug, Clone)]
@@ -82,6 +80,19 @@ impl Call {
     }
 }
 
+impl Dispatch for Sender {
+    type Item = Submission;
+    type Error = StoreError;
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Submission>, StoreError> {
+        store::claim_due(&self.pool, limit as i64, self.pacing.lease).await
+    }
+
+    async fn work(&self, submission: Submission) {
+        self.resolve(submission).await;
+    }
+}
+
 impl Sender {
     pub fn new(pool: PgPool, rail: ProviderClient, outcomes: Outcomes, pacing: Pacing) -> Self {
         Self {
@@ -93,94 +104,17 @@ impl Sender {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.pacing.in_flight.max(1)));
-        let mut listener = self.listen().await;
-        let mut calls = JoinSet::new();
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            while calls.try_join_next().is_some() {}
-            let limit = (1 + slots.available_permits()).min(BATCH);
-            let due = match store::claim_due(&self.pool, limit as i64, self.pacing.lease).await {
-                Ok(due) => due,
-                Err(error) => {
-                    tracing::warn!(%error, "claiming due submissions failed; trying again");
-                    drop(first);
-                    self.idle(&mut listener, &shutdown).await;
-                    continue;
-                }
-            };
-            let claimed = due.len();
-            let mut first = Some(first);
-            for submission in due {
-                let permit = match first.take() {
-                    Some(permit) => permit,
-                    None => match slots.clone().try_acquire_owned() {
-                        Ok(permit) => permit,
-                        // Counted above; only this loop takes slots.
-                        Err(_) => break,
-                    },
-                };
-                let sender = self.clone();
-                calls.spawn(sender.work(submission, permit));
-            }
-            if claimed < limit {
-                self.idle(&mut listener, &shutdown).await;
-            }
-        }
-        if tokio::time::timeout(DRAIN, async { while calls.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::info!(
-                left = calls.len(),
-                "calls still in flight at shutdown are left to their leases"
-            );
-        }
-    }
-
-    /// Listens for new submissions; without a listener the sender scans.
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for new submissions; scanning only");
-                return None;
-            }
+        let pace = Pace {
+            in_flight: self.pacing.in_flight,
+            batch: BATCH,
+            scan: self.pacing.scan,
+            drain: DRAIN,
         };
-        match listener.listen(store::CHANNEL).await {
-            Ok(()) => Some(listener),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for new submissions; scanning only");
-                None
-            }
-        }
+        let pool = self.pool.clone();
+        dispatch::run(self, &pool, store::CHANNEL, pace, shutdown).await;
     }
 
-    /// Waits for a new submission, the next scan, or shutdown.
-    async fn idle(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken) {
-        let scan = tokio::time::sleep(self.pacing.scan);
-        match listener {
-            Some(listener) => tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = scan => {}
-                notified = listener.recv() => if let Err(error) = notified {
-                    tracing::warn!(%error, "listening for new submissions failed; it reconnects");
-                },
-            },
-            None => tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = scan => {}
-            },
-        }
-    }
-
-    async fn work(self, submission: Submission, _slot: OwnedSemaphorePermit) {
+    async fn resolve(&self, submission: Submission) {
         let span = tracing::info_span!(
             "rtgs.submission",
             correlation_id = %submission.cause.correlation_id,

@@ -86,7 +86,7 @@ impl TryFrom<Row> for Submission {
             .ok_or_else(|| corrupt(format!("unknown state {:?}", row.state)))?;
         let cause: Envelope = serde_json::from_value(row.cause.clone())
             .map_err(|error| corrupt(format!("cause: {error}")))?;
-        let cause_headers = headers_from_json(&row.cause_headers)
+        let cause_headers = headers::trace_context_from_json(&row.cause_headers)
             .ok_or_else(|| corrupt("cause_headers is not an object of strings".to_owned()))?;
         Ok(Self {
             payment_id: row.payment_id,
@@ -112,30 +112,6 @@ impl TryFrom<Row> for Submission {
             resolved_at: row.resolved_at,
         })
     }
-}
-
-/// Only the trace context is kept from the cause's headers: the rest is in
-/// its envelope.
-fn headers_to_json(list: &HeaderList) -> serde_json::Value {
-    let kept = [headers::TRACEPARENT, headers::TRACESTATE];
-    serde_json::Value::Object(
-        list.iter()
-            .filter(|(name, _)| kept.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                std::str::from_utf8(value)
-                    .ok()
-                    .map(|text| (name.clone(), serde_json::Value::from(text)))
-            })
-            .collect(),
-    )
-}
-
-fn headers_from_json(value: &serde_json::Value) -> Option<HeaderList> {
-    value
-        .as_object()?
-        .iter()
-        .map(|(name, value)| Some((name.clone(), value.as_str()?.as_bytes().to_vec())))
-        .collect()
 }
 
 const COLUMNS: &str = "payment_id, uetr, message_id, end_to_end_id, document, state, \
@@ -200,7 +176,7 @@ pub async fn record(
     .bind(new.amount_minor)
     .bind(new.currency)
     .bind(cause)
-    .bind(headers_to_json(new.cause_headers))
+    .bind(headers::trace_context_to_json(new.cause_headers))
     .execute(&mut *tx)
     .await?
     .rows_affected();

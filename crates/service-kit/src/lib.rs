@@ -3,6 +3,7 @@
 //! and `/metrics`, the consumers, the outbox relay and graceful shutdown;
 //! and the small pieces binaries share (signals, listeners, a token bucket).
 
+pub mod dispatch;
 mod error;
 pub mod http;
 mod listener;
