@@ -11,6 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 GATEWAY="http://127.0.0.1:${PAYSTREAM_GATEWAY_PORT:-8080}"
 LEDGER="http://127.0.0.1:${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
+NOTIFICATIONS="http://127.0.0.1:${PAYSTREAM_NOTIFICATIONS_PORT:-8086}"
 KEY="paystream-dev-key"
 run_id="$(date +%s)"
 
@@ -56,6 +57,9 @@ for id in "${ids[@]}"; do
   done
   printf '  %-32s %s\n' "${labels[$id]}" \
     "$(python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["status"], v.get("reasonCode") or "", "(correlationId " + v["correlationId"] + ")")' <<<"$view")"
+  notified="$(curl -sS "$NOTIFICATIONS/v1/payments/$id/notifications" |
+    python3 -c 'import json,sys; print(", ".join("{} {} {}".format(n["kind"], n["channel"], n["state"]) for n in json.load(sys.stdin)["notifications"]))')"
+  [[ -z "$notified" ]] || printf '  %-32s told: %s\n' "" "$notified"
 done
 
 # A card transaction, signed as the processor signs it: posted at once from

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Starts the services built so far on the local stack (which devstack/up.sh
 # brings up first): the sandbox playing the external providers, the gateway,
-# validation, cbs-debit (with the demo accounts loaded) and rtgs-gateway,
-# which the sandbox's rail calls back. Restarted on each run so they are the
-# current build. Ports: gateway 8080, validation 8082, cbs-debit 8083,
-# rtgs-gateway 8084, sandbox 8090.
+# validation, cbs-debit (with the demo accounts loaded), rtgs-gateway, which
+# the sandbox's rail calls back, and notifications (with the demo contacts
+# loaded). Restarted on each run so they are the current build. Ports:
+# gateway 8080, validation 8082, cbs-debit 8083, rtgs-gateway 8084,
+# notifications 8086, sandbox 8090.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$DEVSTACK_ROOT"
@@ -14,13 +15,14 @@ GATEWAY_PORT="${PAYSTREAM_GATEWAY_PORT:-8080}"
 VALIDATION_PORT="${PAYSTREAM_VALIDATION_PORT:-8082}"
 CBS_DEBIT_PORT="${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
 RTGS_GATEWAY_PORT="${PAYSTREAM_RTGS_GATEWAY_PORT:-8084}"
+NOTIFICATIONS_PORT="${PAYSTREAM_NOTIFICATIONS_PORT:-8086}"
 RAIL_SECRET="${PAYSTREAM_RAIL_CALLBACK_SECRET:-dev-rail-secret}"
 # The creditor account the demo's rail rejects (AC04, account closed).
 RAIL_CLOSED_ACCOUNTS="${PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS:-DE89370400440532013000}"
-SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway)
+SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway notifications)
 
 log "building ${SERVICES[*]}"
-cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway
+cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway --bin notifications
 
 wait_healthy() {
   local name="$1" url="$2" seconds="$3"
@@ -67,3 +69,9 @@ PAYSTREAM_RTGS_GATEWAY_RAIL_URL="http://127.0.0.1:$SANDBOX_PORT/rtgs" \
 PAYSTREAM_RTGS_GATEWAY_RAIL_CALLBACK_SECRET="$RAIL_SECRET" \
   start_daemon rtgs-gateway target/debug/rtgs-gateway serve
 wait_healthy rtgs-gateway "http://127.0.0.1:$RTGS_GATEWAY_PORT/healthz" 60
+
+target/debug/notifications contacts load devstack/demo-contacts.csv | sed 's/^/[devstack] notifications /'
+PAYSTREAM_NOTIFICATIONS_LISTEN="127.0.0.1:$NOTIFICATIONS_PORT" \
+PAYSTREAM_NOTIFICATIONS_PROVIDER_URL="http://127.0.0.1:$SANDBOX_PORT/notify" \
+  start_daemon notifications target/debug/notifications serve
+wait_healthy notifications "http://127.0.0.1:$NOTIFICATIONS_PORT/healthz" 60

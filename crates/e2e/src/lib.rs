@@ -1,6 +1,7 @@
 //! The pipeline's services started in-process for tests that cross them:
 //! the sandbox playing the providers and the rail, validation, the gateway,
-//! the ledger (with [`ACCOUNTS`] loaded) and rtgs-gateway, on a topic
+//! the ledger (with [`ACCOUNTS`] loaded), rtgs-gateway and notifications
+//! (with [`CONTACTS`] loaded), on a topic
 //! namespace, registry and databases of the test's own. Each service is
 //! started the way its binary starts it, through its `build` and the
 //! service runtime, on `127.0.0.1:0`.
@@ -26,6 +27,12 @@ pub const CLOSED_CREDITOR: &str = "DE89370400440532013000";
 /// A creditor the rail settles to.
 pub const CREDITOR: &str = "FR1420041010050500013M02606";
 
+/// How the payers are told (the notification service's contacts).
+pub const CONTACTS: &str = "customer_ref,channel,address
+GB82WEST12345698765432,SMS,+447700900123
+GB29NWBK60161331926819,EMAIL,payer@example.co.uk
+";
+
 /// The ledger's accounts in every stack.
 pub const ACCOUNTS: &str = "id,currency,opening_balance_minor,flags,cards
 GB82WEST12345698765432,EUR,10000000,debits_must_not_exceed_credits,4821337
@@ -38,6 +45,7 @@ pub struct Stack {
     pub validation: Running,
     pub ledger: Running,
     pub rtgs_gateway: Running,
+    pub notifications: Running,
     /// The sandbox's.
     shutdown: CancellationToken,
 }
@@ -64,6 +72,12 @@ struct LedgerDefaults {
 struct RtgsGatewayDefaults {
     #[command(flatten)]
     config: paystream_rtgs_gateway::Config,
+}
+
+#[derive(clap::Parser)]
+struct NotificationsDefaults {
+    #[command(flatten)]
+    config: paystream_notifications::Config,
 }
 
 #[derive(clap::Parser)]
@@ -118,6 +132,21 @@ impl Stack {
         )));
         let rtgs_gateway = rtgs_gateway.start();
 
+        let mut notifications =
+            <NotificationsDefaults as clap::Parser>::parse_from(["test"]).config;
+        notifications.listen = "127.0.0.1:0".parse().unwrap();
+        notifications.database.url = fresh_database().await.url;
+        notifications.provider_url = format!("{sandbox_url}/notify");
+        notifications.kafka = pipeline.kafka.clone();
+        notifications.registry = registry.clone();
+        let notifications = paystream_notifications::build(&notifications)
+            .await
+            .unwrap();
+        paystream_notifications::store::load_contacts(notifications.pool().unwrap(), CONTACTS)
+            .await
+            .unwrap();
+        let notifications = notifications.start();
+
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();
         gateway.database_url = fresh_database().await.url;
@@ -134,6 +163,7 @@ impl Stack {
             validation,
             ledger,
             rtgs_gateway,
+            notifications,
             shutdown,
         }
     }

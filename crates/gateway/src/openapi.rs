@@ -147,7 +147,9 @@ pub fn document() -> Value {
                     "status": { "type": "string", "enum": ["SUBMITTED", "VALIDATED", "DEBITED", "SUBMITTED_TO_RAIL", "SETTLED", "REJECTED", "REVERSED"] },
                     "reasonCode": { "type": ["string", "null"], "description": "Why a payment was rejected or reversed, e.g. AM04 (insufficient funds), SANCTIONS_MATCH" },
                     "reasonText": { "type": ["string", "null"], "description": "A fixed description of reasonCode; screening details are never shown" },
-                    "updatedAt": { "type": "string", "format": "date-time" } } },
+                    "updatedAt": { "type": "string", "format": "date-time" },
+                    "customerNotified": { "type": "boolean", "description": "Whether the customer has been told anything about the payment" },
+                    "notifications": { "type": "array", "items": { "type": "string" }, "description": "What the customer was told, each once: PAYMENT_DEBITED, PAYMENT_SETTLED, PAYMENT_REVERSED, PAYMENT_REJECTED" } } },
                 "Problem": { "type": "object", "description": "RFC 9457", "properties": {
                     "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
                     "detail": { "type": "string" },

@@ -13,13 +13,14 @@ use crate::store;
 pub const GROUP: &str = "gateway-status";
 
 /// The topics the read model follows.
-pub const TOPICS: [Topic; 6] = [
+pub const TOPICS: [Topic; 7] = [
     Topic::PaymentValidated,
     Topic::PaymentRejected,
     Topic::AccountDebited,
     Topic::RtgsSubmitted,
     Topic::RtgsSettled,
     Topic::AccountDebitReversed,
+    Topic::NotificationSent,
 ];
 
 pub struct StatusFeed;
@@ -52,6 +53,15 @@ impl Handler<AnyEvent> for StatusFeed {
                 PaymentStatus::Reversed,
                 Some((event.reason_code.code(), event.reason_text.as_str())),
             ),
+            // Card transactions' notifications name ids that are not payments
+            // of this API: they match no row.
+            AnyEvent::NotificationSent(event) => {
+                if let Ok(payment_id) = uuid::Uuid::parse_str(&event.payment_id) {
+                    store::record_notified(ctx.tx().await?, payment_id, &event.template_code)
+                        .await?;
+                }
+                return Ok(());
+            }
             other => {
                 return Err(HandlerError::permanent(format!(
                     "the status read model does not follow {}",

@@ -46,6 +46,8 @@ pub struct StatusRow {
     pub status: String,
     pub reason_code: Option<String>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Templates of the notifications the customer got about it.
+    pub notified: Vec<String>,
 }
 
 impl Store {
@@ -145,7 +147,7 @@ impl Store {
         payment_id: Uuid,
     ) -> Result<Option<StatusRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.updated_at
+            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.updated_at, s.notified
              FROM payment_status s JOIN idempotency_keys k ON k.payment_id = s.payment_id
              WHERE s.payment_id = $1 AND k.client_id = $2",
         )
@@ -219,6 +221,23 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Notes that the customer was told `template` about the payment.
+pub(crate) async fn record_notified<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    payment_id: Uuid,
+    template: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payment_status SET notified = array_append(notified, $2)
+         WHERE payment_id = $1 AND NOT ($2 = ANY(notified))",
+    )
+    .bind(payment_id)
+    .bind(template)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn upsert_status<'e>(

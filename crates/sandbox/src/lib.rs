@@ -1,19 +1,22 @@
 //! The sandbox plays the external providers Paystream calls, over real HTTP
 //! and from real reference data, with latency, failures and throttling set per
 //! provider. Each provider is a module with its own routes under its own path
-//! prefix; adding the SMS provider adds a module, not a mode.
+//! prefix; adding the card processor adds a module, not a mode.
 //!
 //! | prefix              | provider                                    |
 //! |---------------------|---------------------------------------------|
 //! | `/ip-intelligence`  | IP → country and VPN/proxy/Tor/hosting flags |
 //! | `/aml`              | sanctions screening (OFAC, UN, EU lists)    |
 //! | `/rtgs`             | the RTGS rail: pacs.008 in, pacs.002 back   |
+//! | `/notify`           | SMS and e-mail, idempotent by key           |
 //! | `/admin/providers`  | read or change a provider's behaviour       |
 //! | `/admin/rtgs`       | the rail's report, knobs and callback URL   |
+//! | `/admin/notify`     | the notification provider's report and knobs |
 
 pub mod aml;
 pub mod behaviour;
 pub mod ip_intelligence;
+pub mod notify;
 pub mod rtgs;
 
 #[cfg(test)]
@@ -34,6 +37,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -48,6 +52,7 @@ pub use behaviour::{Behaviour, Control, Received, RetryAfter};
 pub const IP_INTELLIGENCE: &str = "ip-intelligence";
 pub const AML: &str = "aml";
 pub const RTGS: &str = "rtgs";
+pub const NOTIFY: &str = "notify";
 
 /// A provider the sandbox can play; `--providers` picks which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,10 +60,16 @@ pub enum Provider {
     IpIntelligence,
     Aml,
     Rtgs,
+    Notify,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::IpIntelligence, Provider::Aml, Provider::Rtgs];
+    pub const ALL: [Provider; 4] = [
+        Provider::IpIntelligence,
+        Provider::Aml,
+        Provider::Rtgs,
+        Provider::Notify,
+    ];
 
     /// The provider's name, which is also its path prefix.
     pub fn name(self) -> &'static str {
@@ -66,6 +77,7 @@ impl Provider {
             Provider::IpIntelligence => IP_INTELLIGENCE,
             Provider::Aml => AML,
             Provider::Rtgs => RTGS,
+            Provider::Notify => NOTIFY,
         }
     }
 }
@@ -85,7 +97,9 @@ impl FromStr for Provider {
             .into_iter()
             .find(|provider| provider.name() == text)
             .ok_or_else(|| {
-                format!("unknown provider `{text}` (expected {IP_INTELLIGENCE}, {AML} or {RTGS})")
+                format!(
+                    "unknown provider `{text}` (expected {IP_INTELLIGENCE}, {AML}, {RTGS} or {NOTIFY})"
+                )
             })
     }
 }
@@ -155,13 +169,13 @@ pub struct Config {
     #[arg(long, env = "PAYSTREAM_SANDBOX_AML", default_value = "ok")]
     pub aml: Behaviour,
 
-    /// The providers to play, comma-separated: ip-intelligence, aml, rtgs.
-    /// Only the ones chosen load their reference data.
+    /// The providers to play, comma-separated: ip-intelligence, aml, rtgs,
+    /// notify. Only the ones chosen load their reference data.
     #[arg(
         long,
         env = "PAYSTREAM_SANDBOX_PROVIDERS",
         value_delimiter = ',',
-        default_value = "ip-intelligence,aml,rtgs"
+        default_value = "ip-intelligence,aml,rtgs,notify"
     )]
     pub providers: Vec<Provider>,
 
@@ -198,6 +212,26 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub rtgs_closed_accounts: Vec<String>,
+
+    /// HTTP behaviour of the notification provider (SMS and e-mail), same
+    /// grammar.
+    #[arg(long, env = "PAYSTREAM_SANDBOX_NOTIFY", default_value = "ok")]
+    pub notify: Behaviour,
+
+    /// The notification provider's own behaviour, e.g. `late=0.05,late-by=30s,fail=0.01`
+    /// (see the README for the grammar).
+    #[arg(long, env = "PAYSTREAM_SANDBOX_NOTIFY_PROVIDER", default_value = "ok")]
+    pub notify_provider: notify::NotifyBehaviour,
+
+    /// How long the notification provider remembers an idempotency key:
+    /// `500ms`, `2s`, `15m` or `24h`. After it, the same key delivers again.
+    #[arg(
+        long,
+        env = "PAYSTREAM_SANDBOX_NOTIFY_IDEMPOTENCY_WINDOW",
+        default_value = "24h",
+        value_parser = notify::parse_window
+    )]
+    pub notify_idempotency_window: Duration,
 }
 
 impl Config {
@@ -221,6 +255,9 @@ impl Config {
             rtgs_callback_url: None,
             rtgs_callback_secret: "dev-rail-secret".to_owned(),
             rtgs_closed_accounts: Vec::new(),
+            notify: Behaviour::default(),
+            notify_provider: notify::NotifyBehaviour::default(),
+            notify_idempotency_window: notify::DEFAULT_WINDOW,
         }
     }
 
@@ -319,6 +356,7 @@ pub struct Server {
     router: axum::Router,
     controls: Controls,
     rail: Option<rtgs::Rail>,
+    notify: Option<notify::Notify>,
 }
 
 impl Server {
@@ -383,6 +421,23 @@ impl Server {
         } else {
             None
         };
+        let notify = if config.plays(Provider::Notify) {
+            let notify = notify::Notify::new(
+                config.notify_provider.clone(),
+                config.notify_idempotency_window,
+            );
+            let control = Control::new(NOTIFY, config.notify.clone());
+            router = router
+                .nest(
+                    &format!("/{NOTIFY}"),
+                    behind(notify::routes(notify.clone()), &control),
+                )
+                .merge(notify::admin_routes(notify.clone()));
+            controls.push(control);
+            Some(notify)
+        } else {
+            None
+        };
         let controls: Controls = Arc::new(
             controls
                 .into_iter()
@@ -398,6 +453,7 @@ impl Server {
             router,
             controls,
             rail,
+            notify,
         })
     }
 
@@ -416,6 +472,12 @@ impl Server {
         self.rail.clone()
     }
 
+    /// The notification provider, for tests that read its report or change
+    /// its knobs in process; `None` if the sandbox does not play it.
+    pub fn notify(&self) -> Option<notify::Notify> {
+        self.notify.clone()
+    }
+
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         tracing::info!(addr = %self.local_addr(), "sandbox listening");
         for control in self.controls.values() {
@@ -427,6 +489,14 @@ impl Server {
                 rail = %rail.behaviour(),
                 callback_url = rail.callback_url().as_deref().unwrap_or("none"),
                 "rail ready"
+            );
+        }
+        if let Some(notify) = &self.notify {
+            tracing::info!(
+                provider = NOTIFY,
+                notify = %notify.behaviour(),
+                idempotency_window = %notify::format_window(notify.window()),
+                "notification provider ready"
             );
         }
         axum::serve(self.listener, self.router)
@@ -511,6 +581,53 @@ mod tests {
         assert_eq!(parsed.rtgs_callback_secret, local.rtgs_callback_secret);
         assert_eq!(parsed.rtgs_callback_url, None);
         assert!(parsed.rtgs_closed_accounts.is_empty());
+        assert_eq!(parsed.notify, local.notify);
+        assert_eq!(parsed.notify_provider, local.notify_provider);
+        assert_eq!(parsed.notify_provider.to_string(), "ok");
+        assert_eq!(
+            parsed.notify_idempotency_window,
+            local.notify_idempotency_window
+        );
+        assert_eq!(
+            parsed.notify_idempotency_window,
+            Duration::from_secs(24 * 3600)
+        );
+    }
+
+    #[test]
+    fn the_notify_options_parse_and_bad_ones_are_named() {
+        let parsed = parse(&[
+            "--providers",
+            "notify",
+            "--notify",
+            "latency=20ms",
+            "--notify-provider",
+            "late=0.5,late-by=2s,fail=0.1",
+            "--notify-idempotency-window",
+            "2s",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(parsed.providers, [Provider::Notify]);
+        assert!(parsed.plays(Provider::Notify) && !parsed.plays(Provider::Rtgs));
+        assert_eq!(parsed.notify.to_string(), "latency=20ms");
+        assert_eq!(
+            parsed.notify_provider.to_string(),
+            "late=0.5,late-by=2000ms,fail=0.1"
+        );
+        assert_eq!(parsed.notify_idempotency_window, Duration::from_secs(2));
+        assert_eq!("notify".parse::<Provider>(), Ok(Provider::Notify));
+        assert_eq!(Provider::Notify.to_string(), NOTIFY);
+
+        let error = parse(&["--notify-idempotency-window", "1d"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("1d"), "{error}");
+        let error = parse(&["--notify-provider", "fail=2"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("fail"), "{error}");
+        let error = "sms".parse::<Provider>().err().unwrap_or_default();
+        assert!(error.contains(NOTIFY), "{error}");
     }
 
     #[test]

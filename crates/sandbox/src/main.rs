@@ -1,8 +1,8 @@
 use clap::Parser;
 
 /// The external providers Paystream calls (IP intelligence, AML screening,
-/// the RTGS rail), played over HTTP from real reference data with
-/// configurable latency, failures and rate limits.
+/// the RTGS rail, SMS and e-mail), played over HTTP from real reference data
+/// with configurable latency, failures and rate limits.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = paystream_telemetry::ENV_HELP)]
 struct Cli {

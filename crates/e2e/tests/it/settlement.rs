@@ -2,7 +2,7 @@
 //! the rail, as the gateway's status API tells it: settled, with the hold
 //! posted; rejected by the rail, with the hold voided and the payment
 //! reversed under the rail's reason; refused by the ledger for want of
-//! funds, never reaching the rail.
+//! funds, never reaching the rail — and each customer told.
 
 use std::time::Duration;
 

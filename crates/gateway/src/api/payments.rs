@@ -280,6 +280,8 @@ pub async fn status(
                 "reasonCode": reason.as_ref().map(|reason| reason.code.as_str()),
                 "reasonText": reason.as_ref().map(|reason| reason.description),
                 "updatedAt": row.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "customerNotified": !row.notified.is_empty(),
+                "notifications": row.notified,
             }))
             .into_response()
         }

@@ -1,5 +1,8 @@
 //! A sandbox on a free port and the requests tests send it.
 
+use std::time::{Duration, Instant};
+
+use paystream_sandbox::notify::Notify;
 use paystream_sandbox::rtgs::Rail;
 use paystream_sandbox::{AML, Config, Control, IP_INTELLIGENCE, Server};
 use reqwest::StatusCode;
@@ -11,6 +14,8 @@ pub struct Sandbox {
     pub http: reqwest::Client,
     /// The RTGS rail, when the sandbox plays it.
     pub rail: Option<Rail>,
+    /// The notification provider, when the sandbox plays it.
+    pub notify: Option<Notify>,
     server: Option<Server>,
     shutdown: CancellationToken,
 }
@@ -22,6 +27,7 @@ impl Sandbox {
             base: format!("http://{}", server.local_addr()),
             http: reqwest::Client::new(),
             rail: server.rail(),
+            notify: server.notify(),
             server: Some(server),
             shutdown: CancellationToken::new(),
         }
@@ -79,5 +85,17 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` every 20 ms until it gives a value; fails the test after 10 s.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
