@@ -25,6 +25,7 @@ bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHM
 	cargo bench -p paystream-validation --bench validation_throughput
 	cargo bench -p paystream-gateway --bench gateway_throughput
 	cargo bench -p paystream-cbs-debit --bench hold_throughput
+	cargo bench -p paystream-rtgs-gateway --bench submission_throughput
 
 .PHONY: dev-up
 dev-up: install ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas

@@ -103,3 +103,17 @@ for m in a["movements"]:
 
 echo "The ledger's invariants (cbs-debit ledger check):"
 "$DEVSTACK_ROOT/target/debug/cbs-debit" ledger check | sed 's/^/  /'
+
+# The whole life of the settled and the reversed payment, from the audit log.
+for label in "clean payment" "rejected by the rail"; do
+  for id in "${ids[@]}"; do
+    [[ "${labels[$id]}" == "$label" ]] || continue
+    for _ in $(seq 1 50); do
+      "$DEVSTACK_ROOT/target/debug/paystream" trace "$id" --json 2>/dev/null | grep -q '"notification.sent"' && break
+      sleep 0.2
+    done
+    echo
+    echo "paystream trace $id ($label):"
+    "$DEVSTACK_ROOT/target/debug/paystream" trace "$id" | sed 's/^/  /'
+  done
+done

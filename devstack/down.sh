@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-for service in notifications rtgs-gateway cbs-debit validation gateway sandbox schema-registry nisshi; do stop_daemon "$service"; done
+for service in audit notifications rtgs-gateway cbs-debit validation gateway sandbox schema-registry nisshi; do stop_daemon "$service"; done
 
 if [[ "${1:-}" == "--purge" ]]; then
   rm -rf "$STATE_DIR/nisshi"

@@ -3,9 +3,9 @@
 # brings up first): the sandbox playing the external providers, the gateway,
 # validation, cbs-debit (with the demo accounts loaded), rtgs-gateway, which
 # the sandbox's rail calls back, and notifications (with the demo contacts
-# loaded). Restarted on each run so they are the current build. Ports:
-# gateway 8080, validation 8082, cbs-debit 8083, rtgs-gateway 8084,
-# notifications 8086, sandbox 8090.
+# loaded), and audit with analytics. Restarted on each run so they are the
+# current build. Ports: gateway 8080, validation 8082, cbs-debit 8083,
+# rtgs-gateway 8084, audit 8085, notifications 8086, sandbox 8090.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$DEVSTACK_ROOT"
@@ -16,13 +16,14 @@ VALIDATION_PORT="${PAYSTREAM_VALIDATION_PORT:-8082}"
 CBS_DEBIT_PORT="${PAYSTREAM_CBS_DEBIT_PORT:-8083}"
 RTGS_GATEWAY_PORT="${PAYSTREAM_RTGS_GATEWAY_PORT:-8084}"
 NOTIFICATIONS_PORT="${PAYSTREAM_NOTIFICATIONS_PORT:-8086}"
+AUDIT_PORT="${PAYSTREAM_AUDIT_PORT:-8085}"
 RAIL_SECRET="${PAYSTREAM_RAIL_CALLBACK_SECRET:-dev-rail-secret}"
 # The creditor account the demo's rail rejects (AC04, account closed).
 RAIL_CLOSED_ACCOUNTS="${PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS:-DE89370400440532013000}"
-SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway notifications)
+SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway notifications audit)
 
 log "building ${SERVICES[*]}"
-cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway --bin notifications
+cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway --bin notifications --bin audit --bin paystream
 
 wait_healthy() {
   local name="$1" url="$2" seconds="$3"
@@ -75,3 +76,15 @@ PAYSTREAM_NOTIFICATIONS_LISTEN="127.0.0.1:$NOTIFICATIONS_PORT" \
 PAYSTREAM_NOTIFICATIONS_PROVIDER_URL="http://127.0.0.1:$SANDBOX_PORT/notify" \
   start_daemon notifications target/debug/notifications serve
 wait_healthy notifications "http://127.0.0.1:$NOTIFICATIONS_PORT/healthz" 60
+
+# Checkpoints of the audit's chain heads, signed with a key of the stack's
+# own, into a directory outside the database.
+AUDIT_DIR="$STATE_DIR/audit"
+mkdir -p "$AUDIT_DIR"
+[[ -f "$AUDIT_DIR/checkpoint.key" ]] || target/debug/audit keygen --out "$AUDIT_DIR/checkpoint.key" | sed 's/^/[devstack] audit /'
+PAYSTREAM_AUDIT_LISTEN="127.0.0.1:$AUDIT_PORT" \
+PAYSTREAM_AUDIT_CHECKPOINT_KEY="$AUDIT_DIR/checkpoint.key" \
+PAYSTREAM_AUDIT_CHECKPOINT_DIR="$AUDIT_DIR" \
+PAYSTREAM_AUDIT_CHECKPOINT_INTERVAL_MS=10000 \
+  start_daemon audit target/debug/audit serve
+wait_healthy audit "http://127.0.0.1:$AUDIT_PORT/healthz" 60

@@ -1,7 +1,7 @@
 //! The pipeline's services started in-process for tests that cross them:
 //! the sandbox playing the providers and the rail, validation, the gateway,
-//! the ledger (with [`ACCOUNTS`] loaded), rtgs-gateway and notifications
-//! (with [`CONTACTS`] loaded), on a topic
+//! the ledger (with [`ACCOUNTS`] loaded), rtgs-gateway, notifications
+//! (with [`CONTACTS`] loaded) and the audit log with analytics, on a topic
 //! namespace, registry and databases of the test's own. Each service is
 //! started the way its binary starts it, through its `build` and the
 //! service runtime, on `127.0.0.1:0`.
@@ -15,6 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 /// An API client the stack's gateway accepts: `Authorization: Bearer {API_KEY}`.
 pub const API_KEY: &str = "e2e-key";
+
+/// The card processor's webhook secret in every stack.
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// The payer's card (its account is [`PAYER`]).
+pub const CARD: &str = "4821337";
 
 /// A well-funded payer (its card is 4821337).
 pub const PAYER: &str = "GB82WEST12345698765432";
@@ -31,6 +37,7 @@ pub const CREDITOR: &str = "FR1420041010050500013M02606";
 pub const CONTACTS: &str = "customer_ref,channel,address
 GB82WEST12345698765432,SMS,+447700900123
 GB29NWBK60161331926819,EMAIL,payer@example.co.uk
+4821337,SMS,+447700900123
 ";
 
 /// The ledger's accounts in every stack.
@@ -46,6 +53,8 @@ pub struct Stack {
     pub ledger: Running,
     pub rtgs_gateway: Running,
     pub notifications: Running,
+    /// The audit log and its analytics group.
+    pub audit: Running,
     /// The sandbox's.
     shutdown: CancellationToken,
 }
@@ -78,6 +87,12 @@ struct RtgsGatewayDefaults {
 struct NotificationsDefaults {
     #[command(flatten)]
     config: paystream_notifications::Config,
+}
+
+#[derive(clap::Parser)]
+struct AuditDefaults {
+    #[command(flatten)]
+    config: paystream_audit::Config,
 }
 
 #[derive(clap::Parser)]
@@ -147,10 +162,19 @@ impl Stack {
             .unwrap();
         let notifications = notifications.start();
 
+        let mut audit = <AuditDefaults as clap::Parser>::parse_from(["test"]).config;
+        audit.listen = "127.0.0.1:0".parse().unwrap();
+        audit.database_url = fresh_database().await.url;
+        audit.topic_refresh_ms = 500;
+        audit.kafka = pipeline.kafka.clone();
+        audit.registry = registry.clone();
+        let audit = paystream_audit::build(&audit).await.unwrap().start();
+
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();
         gateway.database_url = fresh_database().await.url;
         gateway.api_keys = paystream_gateway::auth::ApiKeys::default().with("e2e", API_KEY);
+        gateway.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
         gateway.kafka = pipeline.kafka.clone();
         gateway.registry = registry;
         let gateway = paystream_gateway::Server::build(&gateway)
@@ -164,6 +188,7 @@ impl Stack {
             ledger,
             rtgs_gateway,
             notifications,
+            audit,
             shutdown,
         }
     }
@@ -195,6 +220,38 @@ impl Stack {
                               "agentBic": "BNPAFRPP", "country": "FR" },
                 "clientIp": "81.2.69.142"
             }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Stack {
+    /// The card processor's signed webhook for one validated card
+    /// transaction of `amount` (a decimal string) in EUR on [`CARD`].
+    pub async fn card_transaction(
+        &self,
+        card_transaction_id: &str,
+        amount: &str,
+    ) -> reqwest::Response {
+        let payload = serde_json::json!({ "cardtransactions": [{
+            "cardtransactionId": card_transaction_id, "cardId": CARD, "amount": amount,
+            "currency": "EUR", "cardtransactionStatus": "VALIDATED", "merchantName": "SNCF Automate",
+            "merchantCountry": "FR", "codeStatus": "170006", "createdDate": "2026-11-30 09:30:00"
+        }]})
+        .to_string();
+        let signature = paystream_gateway::api::webhooks::sign(WEBHOOK_SECRET.as_bytes(), &payload);
+        let body = format!(
+            r#"{{"webhook":"cardtransaction.create","webhook_id":"{}","object":"cardtransaction","object_id":"{card_transaction_id}","object_payload":{payload},"object_payload_signature":"{signature}"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        reqwest::Client::new()
+            .post(format!(
+                "{}/v1/webhooks/card-transactions",
+                self.gateway.url()
+            ))
+            .header("content-type", "application/json")
+            .body(body)
             .send()
             .await
             .unwrap()

@@ -5,13 +5,16 @@
 
 use std::collections::HashSet;
 
+use paystream_bus::headers::trace_id_of;
+use paystream_contract::Topic;
 use paystream_contract::{
     AccountDebited, CardTransactionReceived, DebitOrigin, NotificationChannel, NotificationSent,
     PaymentRejected, samples,
 };
+use paystream_testkit::pipeline::header;
 use uuid::Uuid;
 
-use crate::stand::{BOTH, CARD, CONTACTS, NOBODY, Stand, WAIT, settled};
+use crate::stand::{BOTH, CARD, CONTACTS, NOBODY, PARTITIONS, Stand, WAIT, settled};
 
 #[tokio::test]
 async fn each_step_is_told_once_per_channel_and_announced() {
@@ -78,6 +81,29 @@ async fn each_step_is_told_once_per_channel_and_announced() {
         card_notice.payment_id,
         paystream_contract::card_payment_id(&card.card_transaction_id).to_string()
     );
+
+    // The announcements continue the settlement's trace.
+    let trace_of = |record: &rdkafka::message::OwnedMessage| {
+        header(record, "traceparent").and_then(|parent| trace_id_of(&parent).map(str::to_owned))
+    };
+    let cause = stand
+        .pipeline
+        .read_all(Topic::RtgsSettled, PARTITIONS)
+        .await;
+    let cause_trace = trace_of(&cause[0]).unwrap();
+    let announced = stand
+        .pipeline
+        .read_all(Topic::NotificationSent, PARTITIONS)
+        .await;
+    let settled_traces: Vec<Option<String>> = announced
+        .iter()
+        .filter(|record| {
+            header(record, "causationId").as_deref()
+                == Some(payment.envelope.event_id.to_string().as_str())
+        })
+        .map(trace_of)
+        .collect();
+    assert_eq!(settled_traces, vec![Some(cause_trace.clone()); 2]);
 
     let provider = stand.report();
     assert_eq!(provider.deliveries, 3, "{provider:?}");
