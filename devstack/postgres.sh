@@ -15,6 +15,18 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not start"
 fi
 
+# Tests start whole pipelines side by side, each service with a pool of its
+# own: PostgreSQL's default of 100 connections runs out. A restart applies it.
+WANTED_CONNECTIONS=400
+if (( $(psql_admin "-c 'SHOW max_connections'") < WANTED_CONNECTIONS )); then
+  psql_admin "-c 'ALTER SYSTEM SET max_connections = $WANTED_CONNECTIONS'"
+  cluster_version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
+  log "restarting PostgreSQL $cluster_version for max_connections = $WANTED_CONNECTIONS"
+  pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main restart
+  for _ in $(seq 1 100); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.1; done
+  pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not come back"
+fi
+
 ensure_role() {
   local role="$1" options="$2"
   if [[ "$(psql_admin "-c \"SELECT 1 FROM pg_roles WHERE rolname = '$role'\"")" != "1" ]]; then

@@ -103,6 +103,15 @@ pub struct Config {
     )]
     pub checkpoint_interval_ms: u64,
 
+    /// Run the analytics group beside the log (`false` for a log alone).
+    #[arg(
+        long,
+        env = "PAYSTREAM_AUDIT_ANALYTICS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub analytics: bool,
+
     #[command(flatten)]
     pub kafka: KafkaConfig,
 
@@ -163,13 +172,16 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     };
     service
         .task(move |shutdown| consumer.run(shutdown))
-        .consume::<paystream_contract::AnyEvent, _>(
-            analytics::GROUP,
-            analytics::TOPICS,
-            analytics::Analytics,
-        )
-        .routes(api::router(pool.clone(), reader, checkpoints.clone()))
-        .routes(analytics::api::router(pool));
+        .routes(api::router(pool.clone(), reader, checkpoints.clone()));
+    if config.analytics {
+        service
+            .consume::<paystream_contract::AnyEvent, _>(
+                analytics::GROUP,
+                analytics::TOPICS,
+                analytics::Analytics,
+            )
+            .routes(analytics::api::router(pool));
+    }
     if let Some(checkpoints) = checkpoints {
         let interval = Duration::from_millis(config.checkpoint_interval_ms.max(10));
         service.task(move |shutdown| async move {

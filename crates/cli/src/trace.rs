@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use paystream_audit::timeline::{Step, Timeline};
 
 use crate::table;
 
@@ -23,41 +23,6 @@ pub struct Args {
     /// The audit's timeline as JSON, for machines.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The audit's timeline, as much of it as the table shows.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Timeline {
-    pub events: Vec<Step>,
-    #[serde(default)]
-    pub dead_letters: Vec<DeadLetter>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Step {
-    pub occurred_at: Option<String>,
-    pub since_first_ms: Option<i64>,
-    pub producer: Option<String>,
-    pub topic: String,
-    pub event_type: Option<String>,
-    pub status: Option<String>,
-    pub reason_code: Option<String>,
-    pub amount_minor: Option<i64>,
-    pub currency: Option<String>,
-    pub uetr: Option<String>,
-    pub trace_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    pub topic: String,
-    pub group: Option<String>,
-    pub error_class: Option<String>,
-    pub error_reason: Option<String>,
-    pub failed_at: Option<String>,
 }
 
 /// Fetches the timeline; `None` if the audit log knows nothing of `id`.
@@ -108,8 +73,7 @@ pub fn render(timeline: &Timeline) -> String {
         .map(|step| {
             vec![
                 step.occurred_at
-                    .as_deref()
-                    .map(|at| at.chars().take(23).collect())
+                    .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
                     .unwrap_or_else(|| "-".to_owned()),
                 step.since_first_ms
                     .map(|ms| format!("+{ms}"))

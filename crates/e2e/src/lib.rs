@@ -22,6 +22,9 @@ pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 /// The payer's card (its account is [`PAYER`]).
 pub const CARD: &str = "4821337";
 
+/// Connections per service's pool in a stack.
+const POOL: u32 = 6;
+
 /// A well-funded payer (its card is 4821337).
 pub const PAYER: &str = "GB82WEST12345698765432";
 /// A payer with 10.00 EUR.
@@ -129,6 +132,8 @@ impl Stack {
         let mut ledger = <LedgerDefaults as clap::Parser>::parse_from(["test"]).config;
         ledger.listen = "127.0.0.1:0".parse().unwrap();
         ledger.database.url = fresh_database().await.url;
+        // Stacks run side by side in one PostgreSQL: small pools each.
+        ledger.max_connections = POOL;
         ledger.kafka = pipeline.kafka.clone();
         ledger.registry = registry.clone();
         let ledger = start_ledger(&ledger).await;
@@ -136,6 +141,7 @@ impl Stack {
         let mut rtgs = <RtgsGatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         rtgs.listen = "127.0.0.1:0".parse().unwrap();
         rtgs.database_url = fresh_database().await.url;
+        rtgs.max_connections = POOL;
         rtgs.rail_url = format!("{sandbox_url}/rtgs");
         rtgs.kafka = pipeline.kafka.clone();
         rtgs.registry = registry.clone();
@@ -151,6 +157,7 @@ impl Stack {
             <NotificationsDefaults as clap::Parser>::parse_from(["test"]).config;
         notifications.listen = "127.0.0.1:0".parse().unwrap();
         notifications.database.url = fresh_database().await.url;
+        notifications.max_connections = POOL;
         notifications.provider_url = format!("{sandbox_url}/notify");
         notifications.kafka = pipeline.kafka.clone();
         notifications.registry = registry.clone();
@@ -165,6 +172,7 @@ impl Stack {
         let mut audit = <AuditDefaults as clap::Parser>::parse_from(["test"]).config;
         audit.listen = "127.0.0.1:0".parse().unwrap();
         audit.database_url = fresh_database().await.url;
+        audit.max_connections = POOL;
         audit.topic_refresh_ms = 500;
         audit.kafka = pipeline.kafka.clone();
         audit.registry = registry.clone();

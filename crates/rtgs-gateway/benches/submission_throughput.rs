@@ -22,6 +22,7 @@ use paystream_rtgs_gateway::api::CALLBACK_PATH;
 use paystream_sandbox::Provider;
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::pipeline::Pipeline;
+use paystream_testkit::procfs::{broker_pid, clock_ticks, machine, processes, stat};
 use paystream_testkit::{free_port, fresh_database};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -200,134 +201,7 @@ fn spawn_gateway(
         .spawn()
 }
 
-// --- CPU accounting from /proc (as cbs-debit's hold_throughput) ---------------
-
-/// Clock ticks per second of /proc's times (libc is not a dependency, so
-/// ask getconf; 100 on Linux).
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// (comm, utime + stime, cutime + cstime) of a process, in clock ticks.
-fn stat(pid: &str) -> Option<(String, u64, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text[open + 1..close].to_owned();
-    // Fields after the comm start at field 3 (state); utime is field 14.
-    let fields: Vec<u64> = text[close + 2..]
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|field| field.parse().unwrap_or(0))
-        .collect();
-    let [utime, stime, cutime, cstime] = fields[..] else {
-        return None;
-    };
-    Some((comm, utime + stime, cutime + cstime))
-}
-
-fn processes() -> Vec<(String, String, u64, u64)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|pid| stat(&pid).map(|(comm, own, children)| (pid, comm, own, children)))
-        .collect()
-}
-
-/// Inodes of the sockets listening on `port` (IPv4 and IPv6).
-fn listening_inodes(port: u16) -> HashSet<String> {
-    let mut inodes = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state), Some(inode)) =
-                (fields.get(1), fields.get(3), fields.get(9))
-            else {
-                continue;
-            };
-            let local_port = local
-                .rsplit_once(':')
-                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
-            if *state == "0A" && local_port == Some(port) {
-                inodes.insert((*inode).to_owned());
-            }
-        }
-    }
-    inodes
-}
-
-fn owns_socket(pid: &str, inodes: &HashSet<String>) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|target| {
-            let target = target.to_string_lossy();
-            target
-                .strip_prefix("socket:[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .is_some_and(|inode| inodes.contains(inode))
-        })
-    })
-}
-
-/// The broker's pid: the `nisshi*` process listening on the bootstrap
-/// port, or the only `nisshi*` process if that cannot be told.
-fn broker_pid(bootstrap: &str) -> Option<String> {
-    let brokers: Vec<String> = processes()
-        .into_iter()
-        .filter(|(_, comm, _, _)| comm.starts_with("nisshi"))
-        .map(|(pid, ..)| pid)
-        .collect();
-    let port = bootstrap
-        .split(',')
-        .next()
-        .and_then(|address| address.rsplit_once(':'))
-        .and_then(|(_, port)| port.parse().ok());
-    if let Some(port) = port {
-        let inodes = listening_inodes(port);
-        if let Some(pid) = brokers.iter().find(|pid| owns_socket(pid, &inodes)) {
-            return Some(pid.clone());
-        }
-    }
-    match &brokers[..] {
-        [only] => Some(only.clone()),
-        _ => None,
-    }
-}
-
-/// (busy, iowait) clock ticks of the whole machine so far, from /proc/stat.
-fn machine() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = text
-        .lines()
-        .find(|line| line.starts_with("cpu "))
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|field| field.parse().unwrap_or(0))
-        .collect();
-    let field = |n: usize| fields.get(n).copied().unwrap_or(0);
-    // user nice system idle iowait irq softirq steal (guest is in user)
-    (
-        field(0) + field(1) + field(2) + field(5) + field(6) + field(7),
-        field(4),
-    )
-}
+// --- CPU accounting from /proc: paystream_testkit::procfs -------------------
 
 /// CPU used so far, in clock ticks.
 #[derive(Clone, Copy)]

@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod logs;
 pub mod nisshi;
 pub mod pipeline;
+pub mod procfs;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -56,6 +57,19 @@ where
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(250));
     }
+}
+
+/// Waits until a service's runtime has processed `count` input events
+/// (its `bus_processed_events` rows), e.g. to know a repeat was consumed.
+pub async fn await_processed(pool: &sqlx::PgPool, count: i64, timeout: Duration) {
+    wait_until(timeout, "the inputs processed", || async {
+        let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM bus_processed_events")
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        (processed >= count).then_some(())
+    })
+    .await
 }
 
 /// A database created for one test, as zero2prod does: tests never share state.

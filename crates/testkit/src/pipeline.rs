@@ -57,6 +57,18 @@ impl Pipeline {
         dead_letter_topic(&self.topic(topic), group)
     }
 
+    /// Every event on `E`'s topic up to its high watermarks now, decoded.
+    pub async fn events<E: paystream_contract::Event>(&self, partitions: i32) -> Vec<E> {
+        let mut events = Vec::new();
+        for record in self.read_all(E::TOPIC, partitions).await {
+            match self.codec.decode(record.payload()).await {
+                Ok(event) => events.push(event),
+                Err(error) => panic!("a record of {} does not decode: {error}", E::TOPIC.name()),
+            }
+        }
+        events
+    }
+
     /// Every record of `topic` up to its high watermarks now.
     pub async fn read_all(&self, topic: Topic, partitions: i32) -> Vec<OwnedMessage> {
         kafka::read_to_end(&self.kafka.bootstrap, &self.topic(topic), partitions).await

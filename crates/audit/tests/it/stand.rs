@@ -52,6 +52,9 @@ impl Stand {
             ("--schema-registry-url", self.pipeline.registry.url.clone()),
             ("--consumer-retry-schedule", "50ms,100ms".to_owned()),
             ("--kafka-session-timeout-ms", "6000".to_owned()),
+            // The log alone: analytics' own dead letters would be records
+            // of the log's too.
+            ("--analytics", "false".to_owned()),
         ]
         .into_iter()
         .flat_map(|(name, value)| [name.to_owned(), value])

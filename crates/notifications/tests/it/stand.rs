@@ -14,7 +14,6 @@ use paystream_sandbox::{Control, Provider};
 use paystream_service_kit::Running;
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{TestDatabase, fresh_database, wait_until};
-use rdkafka::Message;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -146,11 +145,7 @@ impl Stand {
     }
 
     pub async fn events<E: Event>(&self) -> Vec<E> {
-        let mut events = Vec::new();
-        for record in self.pipeline.read_all(E::TOPIC, PARTITIONS).await {
-            events.push(self.pipeline.codec.decode(record.payload()).await.unwrap());
-        }
-        events
+        self.pipeline.events(PARTITIONS).await
     }
 
     /// Notifications in `state`, or none while the schema is not there yet.
@@ -176,14 +171,7 @@ impl Stand {
     }
 
     pub async fn await_processed(&self, count: i64) {
-        wait_until(WAIT, "the inputs processed", || async {
-            let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM bus_processed_events")
-                .fetch_one(&self.pool)
-                .await
-                .ok()?;
-            (processed >= count).then_some(())
-        })
-        .await;
+        paystream_testkit::await_processed(&self.pool, count, WAIT).await;
     }
 
     pub fn report(&self) -> NotifyReport {

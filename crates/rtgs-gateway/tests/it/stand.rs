@@ -16,7 +16,6 @@ use paystream_sandbox::{Control, Provider};
 use paystream_service_kit::Running;
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{TestDatabase, free_port, fresh_database, wait_until};
-use rdkafka::Message;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -152,11 +151,7 @@ impl Stand {
 
     /// Every event on a topic now, decoded.
     pub async fn events<E: Event>(&self) -> Vec<E> {
-        let mut events = Vec::new();
-        for record in self.pipeline.read_all(E::TOPIC, PARTITIONS).await {
-            events.push(self.pipeline.codec.decode(record.payload()).await.unwrap());
-        }
-        events
+        self.pipeline.events(PARTITIONS).await
     }
 
     /// Waits for at least `count` events on a topic.
@@ -210,14 +205,7 @@ impl Stand {
 
     /// Waits until the consumer has processed `count` input events.
     pub async fn await_processed(&self, count: i64) {
-        wait_until(WAIT, "the inputs processed", || async {
-            let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM bus_processed_events")
-                .fetch_one(&self.pool)
-                .await
-                .ok()?;
-            (processed >= count).then_some(())
-        })
-        .await;
+        paystream_testkit::await_processed(&self.pool, count, WAIT).await;
     }
 
     pub fn report(&self) -> RailReport {
