@@ -54,6 +54,8 @@ pub struct Stack {
     pub gateway: Running,
     pub validation: Running,
     pub ledger: Running,
+    /// The ledger's database, for its operator commands.
+    pub ledger_database_url: String,
     pub rtgs_gateway: Running,
     pub notifications: Running,
     /// The audit log and its analytics group.
@@ -132,6 +134,7 @@ impl Stack {
         let mut ledger = <LedgerDefaults as clap::Parser>::parse_from(["test"]).config;
         ledger.listen = "127.0.0.1:0".parse().unwrap();
         ledger.database.url = fresh_database().await.url;
+        let ledger_database_url = ledger.database.url.clone();
         // Stacks run side by side in one PostgreSQL: small pools each.
         ledger.max_connections = POOL;
         ledger.kafka = pipeline.kafka.clone();
@@ -194,6 +197,7 @@ impl Stack {
             gateway,
             validation,
             ledger,
+            ledger_database_url,
             rtgs_gateway,
             notifications,
             audit,

@@ -1,5 +1,6 @@
 //! `paystream lag --json`: each group's committed offset and lag per
-//! partition, read from the broker.
+//! partition, read from the broker; `paystream ledger check` on the same
+//! pipeline's ledger.
 
 use std::time::Duration;
 
@@ -42,12 +43,31 @@ async fn lag_reports_each_group_per_partition_and_drains_to_zero() {
             .sum::<i64>()
             == 3
             && submitted.iter().all(|r| r["lag"] == 0);
-        caught_up.then_some(rows)
+        // The next group commits once it has handled what validation decided.
+        let ledger = rows
+            .iter()
+            .any(|r| r["group"] == "cbs-debit" && r["topic"] == "payment.validated");
+        (caught_up && ledger).then_some(rows)
     })
     .await;
     assert!(
         rows.iter()
-            .any(|r| r["group"] == "cbs-debit" && r["topic"] == "payment.validated"),
+            .all(|r| r["end"].as_i64() >= r["committed"].as_i64()),
         "{rows:?}"
     );
+
+    let check = Command::new(env!("CARGO_BIN_EXE_paystream"))
+        .args([
+            "ledger",
+            "check",
+            "--database-url",
+            &stack.ledger_database_url,
+        ])
+        .env("PAYSTREAM_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains("ledger check: clean"), "{report}");
 }
