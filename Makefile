@@ -11,9 +11,9 @@ help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: dev-up ## Start the stack and the services, and drive a mix of payments through them
+run: dev-up ## Start the stack and the services, drive the demo mix and a load (LOAD=2000) through them
 	@bash devstack/services.sh
-	@bash devstack/demo.sh
+	@PAYSTREAM_DEMO_LOAD=$(or $(LOAD),2000) bash devstack/demo.sh
 
 .PHONY: test
 test: dev-up ## Unit and integration tests against the real broker, registry and PostgreSQL

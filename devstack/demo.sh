@@ -104,6 +104,11 @@ for m in a["movements"]:
 echo "The ledger's invariants (cbs-debit ledger check):"
 "$DEVSTACK_ROOT/target/debug/cbs-debit" ledger check | sed 's/^/  /'
 
+# A load through the whole pipeline, followed to its final states.
+echo
+echo "A load of ${PAYSTREAM_DEMO_LOAD:-2000} payments (paystream load):"
+"$DEVSTACK_ROOT/target/debug/paystream" load --count "${PAYSTREAM_DEMO_LOAD:-2000}" | sed 's/^/  /'
+
 # The whole life of the settled and the reversed payment, from the audit log.
 for label in "clean payment" "rejected by the rail"; do
   for id in "${ids[@]}"; do
@@ -117,3 +122,10 @@ for label in "clean payment" "rejected by the rail"; do
     "$DEVSTACK_ROOT/target/debug/paystream" trace "$id" | sed 's/^/  /'
   done
 done
+
+echo
+echo "Where to look: logs in $LOG_DIR (JSON lines, one file per process);"
+echo "metrics on /metrics of each service (gateway :8080, validation :8082, cbs-debit :8083,"
+echo "rtgs-gateway :8084, audit :8085, notifications :8086); the rail's and the provider's own"
+echo "records on the sandbox (:8090/admin/rtgs/report, :8090/admin/notify/report);"
+echo "'paystream trace <paymentId>', 'paystream lag', 'paystream ledger check' any time."

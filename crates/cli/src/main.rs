@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use paystream_bus::{KafkaConfig, RegistryConfig, ReplayMode};
-use paystream_cli::{dlq, lag, table, trace};
+use paystream_cli::{dlq, lag, load, reconcile, table, trace};
 
 /// The operator's command line for the Paystream pipeline.
 #[derive(Debug, Parser)]
@@ -38,6 +38,12 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaConfig,
     },
+    /// Send a load of payments through the gateway and summarise where
+    /// they ended.
+    Load(Box<load::Args>),
+    /// Compare every service's own records, payment by payment; exit 1 on
+    /// any disagreement.
+    Reconcile(Box<reconcile::Args>),
     /// The ledger's invariants.
     Ledger {
         #[command(subcommand)]
@@ -69,6 +75,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     let _telemetry = paystream_telemetry::init("paystream")?;
     match cli.command {
         Command::Trace(args) => return trace::run(&args).await,
+        Command::Load(args) => load::run(&args).await?,
+        Command::Reconcile(args) => {
+            let found = reconcile::reconcile(&args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                print!("{}", reconcile::render(&found));
+            }
+            if !found.disagreements.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Dlq {
             command,
             kafka,

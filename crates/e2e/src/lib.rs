@@ -49,13 +49,26 @@ GB82WEST12345698765432,EUR,10000000,debits_must_not_exceed_credits,4821337
 GB29NWBK60161331926819,EUR,1000,debits_must_not_exceed_credits
 ";
 
+/// The stack's databases, one per service.
+#[derive(Debug, Clone, Default)]
+pub struct Databases {
+    pub gateway: String,
+    pub validation: String,
+    pub ledger: String,
+    pub rtgs_gateway: String,
+    pub notifications: String,
+    pub audit: String,
+}
+
 pub struct Stack {
     pub pipeline: Pipeline,
     pub gateway: Running,
     pub validation: Running,
     pub ledger: Running,
-    /// The ledger's database, for its operator commands.
-    pub ledger_database_url: String,
+    /// Each service's database, for operator commands.
+    pub databases: Databases,
+    /// The sandbox (its admin reports: the rail's, the provider's).
+    pub sandbox_url: String,
     pub rtgs_gateway: Running,
     pub notifications: Running,
     /// The audit log and its analytics group.
@@ -121,7 +134,9 @@ impl Stack {
 
         let mut validation = <ValidationDefaults as clap::Parser>::parse_from(["test"]).config;
         validation.listen = "127.0.0.1:0".parse().unwrap();
+        let mut databases = Databases::default();
         validation.database_url = fresh_database().await.url;
+        databases.validation = validation.database_url.clone();
         validation.ip_intelligence_url = format!("{sandbox_url}/ip-intelligence");
         validation.aml_url = format!("{sandbox_url}/aml");
         validation.kafka = pipeline.kafka.clone();
@@ -134,7 +149,7 @@ impl Stack {
         let mut ledger = <LedgerDefaults as clap::Parser>::parse_from(["test"]).config;
         ledger.listen = "127.0.0.1:0".parse().unwrap();
         ledger.database.url = fresh_database().await.url;
-        let ledger_database_url = ledger.database.url.clone();
+        databases.ledger = ledger.database.url.clone();
         // Stacks run side by side in one PostgreSQL: small pools each.
         ledger.max_connections = POOL;
         ledger.kafka = pipeline.kafka.clone();
@@ -144,6 +159,7 @@ impl Stack {
         let mut rtgs = <RtgsGatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         rtgs.listen = "127.0.0.1:0".parse().unwrap();
         rtgs.database_url = fresh_database().await.url;
+        databases.rtgs_gateway = rtgs.database_url.clone();
         rtgs.max_connections = POOL;
         rtgs.rail_url = format!("{sandbox_url}/rtgs");
         rtgs.kafka = pipeline.kafka.clone();
@@ -160,6 +176,7 @@ impl Stack {
             <NotificationsDefaults as clap::Parser>::parse_from(["test"]).config;
         notifications.listen = "127.0.0.1:0".parse().unwrap();
         notifications.database.url = fresh_database().await.url;
+        databases.notifications = notifications.database.url.clone();
         notifications.max_connections = POOL;
         notifications.provider_url = format!("{sandbox_url}/notify");
         notifications.kafka = pipeline.kafka.clone();
@@ -175,6 +192,7 @@ impl Stack {
         let mut audit = <AuditDefaults as clap::Parser>::parse_from(["test"]).config;
         audit.listen = "127.0.0.1:0".parse().unwrap();
         audit.database_url = fresh_database().await.url;
+        databases.audit = audit.database_url.clone();
         audit.max_connections = POOL;
         audit.topic_refresh_ms = 500;
         audit.kafka = pipeline.kafka.clone();
@@ -184,6 +202,7 @@ impl Stack {
         let mut gateway = <GatewayDefaults as clap::Parser>::parse_from(["test"]).config;
         gateway.listen = "127.0.0.1:0".parse().unwrap();
         gateway.database_url = fresh_database().await.url;
+        databases.gateway = gateway.database_url.clone();
         gateway.api_keys = paystream_gateway::auth::ApiKeys::default().with("e2e", API_KEY);
         gateway.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
         gateway.kafka = pipeline.kafka.clone();
@@ -197,7 +216,8 @@ impl Stack {
             gateway,
             validation,
             ledger,
-            ledger_database_url,
+            databases,
+            sandbox_url,
             rtgs_gateway,
             notifications,
             audit,

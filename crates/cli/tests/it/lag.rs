@@ -57,12 +57,7 @@ async fn lag_reports_each_group_per_partition_and_drains_to_zero() {
     );
 
     let check = Command::new(env!("CARGO_BIN_EXE_paystream"))
-        .args([
-            "ledger",
-            "check",
-            "--database-url",
-            &stack.ledger_database_url,
-        ])
+        .args(["ledger", "check", "--database-url", &stack.databases.ledger])
         .env("PAYSTREAM_LOG", "warn")
         .output()
         .await

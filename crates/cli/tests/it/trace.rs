@@ -1,5 +1,7 @@
 //! `paystream trace --json` of a settled, a rejected and a reversed payment
-//! shows every step from every service in causal order.
+//! shows every step from every service in causal order, and `paystream
+//! reconcile` finds every service's records in agreement about them — and
+//! names the payment when one does not.
 
 use std::time::Duration;
 
@@ -160,4 +162,68 @@ async fn trace_shows_every_step_of_a_payment_in_causal_order() {
     );
     let (ok, _) = trace(&stack, "no-such-payment", true).await;
     assert!(!ok, "an unknown id is a failure");
+
+    // Every service's own records agree on all three, once the read models
+    // have caught up.
+    let last = std::sync::Mutex::new(Value::Null);
+    let found = tokio::time::timeout(
+        WAIT,
+        wait_until(WAIT * 2, "every service's records in agreement", || async {
+            let (ok, found) = reconcile(&stack).await;
+            if let Ok(mut last) = last.lock() {
+                *last = found.clone();
+            }
+            ok.then_some(found)
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the records never agreed: {}", last.lock().unwrap()));
+    assert_eq!(found["disagreements"], serde_json::json!([]), "{found}");
+    let states: Vec<&str> = found["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    for state in ["SETTLED", "REVERSED", "REJECTED (ledger)"] {
+        assert!(states.contains(&state), "{found}");
+    }
+    // A decision validation holds for a payment the gateway never accepted
+    // is named.
+    let validation = sqlx::PgPool::connect(&stack.databases.validation)
+        .await
+        .unwrap();
+    let stray = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO decisions (payment_id, correlation_id, decision) VALUES ($1, 'stray', 'VALIDATED')")
+        .bind(stray)
+        .execute(&validation)
+        .await
+        .unwrap();
+    let (ok, found) = reconcile(&stack).await;
+    assert!(!ok, "a disagreement fails the command");
+    let named = found["disagreements"].as_array().unwrap();
+    assert_eq!(named.len(), 1, "{found}");
+    assert_eq!(named[0]["paymentId"], stray.to_string());
+}
+
+async fn reconcile(stack: &Stack) -> (bool, Value) {
+    let d = &stack.databases;
+    let output = Command::new(env!("CARGO_BIN_EXE_paystream"))
+        .args(["reconcile", "--json"])
+        .args(["--gateway-database-url", &d.gateway])
+        .args(["--validation-database-url", &d.validation])
+        .args(["--cbs-debit-database-url", &d.ledger])
+        .args(["--rtgs-gateway-database-url", &d.rtgs_gateway])
+        .args(["--audit-database-url", &d.audit])
+        .args([
+            "--rail-report-url",
+            &format!("{}/admin/rtgs/report", stack.sandbox_url),
+        ])
+        .env("PAYSTREAM_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let found = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&output.stderr).into_owned()));
+    (output.status.success(), found)
 }
