@@ -61,6 +61,9 @@ PAYSTREAM_VALIDATION_AML_URL="http://127.0.0.1:$SANDBOX_PORT/aml" \
 wait_healthy validation "http://127.0.0.1:$VALIDATION_PORT/healthz" 60
 
 target/debug/cbs-debit accounts load devstack/demo-accounts.csv | sed 's/^/[devstack] cbs-debit /'
+# The accounts `paystream load` spreads its payments over.
+target/debug/paystream load --accounts-csv >"$STATE_DIR/load-accounts.csv"
+target/debug/cbs-debit accounts load "$STATE_DIR/load-accounts.csv" | sed 's/^/[devstack] cbs-debit (load payers) /'
 PAYSTREAM_CBS_DEBIT_LISTEN="127.0.0.1:$CBS_DEBIT_PORT" \
   start_daemon cbs-debit target/debug/cbs-debit serve
 wait_healthy cbs-debit "http://127.0.0.1:$CBS_DEBIT_PORT/healthz" 60

@@ -43,7 +43,16 @@ pub struct Args {
     /// How long to wait for every payment to reach a final state.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
-    /// A well-funded debtor account.
+    /// Debtor accounts the load spreads over (`payer_account(0..payers)`),
+    /// each funded in the ledger: one account's payments are handled in
+    /// order, so a load from one account would measure one queue.
+    #[arg(long, default_value_t = 32)]
+    pub payers: usize,
+    /// Print the payers as a ledger accounts file (for `cbs-debit accounts
+    /// load`) and exit.
+    #[arg(long)]
+    pub accounts_csv: bool,
+    /// The payer of the sanctioned-name payments.
     #[arg(long, default_value = "GB82WEST12345698765432")]
     pub payer: String,
     /// A debtor account that cannot cover the payments (AM04).
@@ -78,7 +87,11 @@ fn body(args: &Args, n: usize) -> Value {
             "Saddam Hussein Al-Tikriti",
             "FR1420041010050500013M02606",
         ),
-        _ => (&args.payer, "Camille Moreau", "FR1420041010050500013M02606"),
+        _ => (
+            &payer_account(n % args.payers.max(1)),
+            "Camille Moreau",
+            "FR1420041010050500013M02606",
+        ),
     };
     // 1.00 to 9.99 EUR: the payer's balance covers thousands of them.
     let amount = format!("{}.{:02}", 1 + n % 9, n % 100);
@@ -89,6 +102,33 @@ fn body(args: &Args, n: usize) -> Value {
         "remittanceInformation": format!("load {n}"),
         "clientIp": "81.2.69.142"
     })
+}
+
+/// The `n`-th load payer: a British IBAN with valid check digits (sort
+/// code 200000, account 10000000 + n), so validation accepts it.
+pub fn payer_account(n: usize) -> String {
+    let bban = format!("WEST200000{:08}", 10_000_000 + n);
+    // ISO 13616: BBAN + "GB00", letters as numbers (A = 10), mod 97.
+    let digits: String = format!("{bban}GB00")
+        .chars()
+        .map(|c| c.to_digit(36).map_or_else(String::new, |d| d.to_string()))
+        .collect();
+    let remainder = digits
+        .bytes()
+        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97);
+    format!("GB{:02}{bban}", 98 - remainder)
+}
+
+/// The payers as a ledger accounts file: 1,000,000.00 EUR each.
+pub fn accounts_csv(payers: usize) -> String {
+    let mut csv = String::from("id,currency,opening_balance_minor,flags\n");
+    for n in 0..payers {
+        csv.push_str(&format!(
+            "{},EUR,100000000,debits_must_not_exceed_credits\n",
+            payer_account(n)
+        ));
+    }
+    csv
 }
 
 fn bar(done: usize, total: usize, what: &str) {
@@ -105,6 +145,11 @@ fn bar(done: usize, total: usize, what: &str) {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
+    if args.accounts_csv {
+        print!("{}", accounts_csv(args.payers.max(1)));
+        return Ok(());
+    }
+    let letters_before = dead_letters_now(&args.kafka).await?;
     let http = reqwest::Client::new();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
@@ -170,26 +215,31 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         "{}",
         summary(&sent, &finals, refused, accepted_in, drained_in)
     );
-    let letters = tokio::task::spawn_blocking({
-        let kafka = args.kafka.clone();
-        move || dead_letters(&kafka)
-    })
-    .await
-    .context("counting dead letters was interrupted")??;
-    let rows: Vec<Vec<String>> = if letters.is_empty() {
-        vec![vec!["(none)".to_owned(), "0".to_owned()]]
-    } else {
-        letters
-            .iter()
-            .map(|(group, count)| vec![group.clone(), count.to_string()])
-            .collect()
-    };
+    let letters_after = dead_letters_now(&args.kafka).await?;
+    let rows: Vec<Vec<String>> = letters_after
+        .iter()
+        .map(|(group, after)| {
+            let during = after - letters_before.get(group).copied().unwrap_or(0);
+            vec![group.clone(), during.to_string()]
+        })
+        .collect();
     println!();
-    print!(
-        "{}",
-        table::render(&["DEAD LETTERS BY GROUP", "RECORDS"], &rows)
-    );
+    if rows.is_empty() {
+        println!("Dead letters during the load: none (no dead-letter topic exists).");
+    } else {
+        print!(
+            "{}",
+            table::render(&["GROUP", "DEAD LETTERS DURING THE LOAD"], &rows)
+        );
+    }
     Ok(())
+}
+
+async fn dead_letters_now(kafka: &KafkaConfig) -> anyhow::Result<BTreeMap<String, i64>> {
+    let kafka = kafka.clone();
+    tokio::task::spawn_blocking(move || dead_letters(&kafka))
+        .await
+        .context("counting dead letters was interrupted")?
 }
 
 /// Polls the gateway until every payment is final; returns, per payment
@@ -339,11 +389,14 @@ fn dead_letters(kafka: &KafkaConfig) -> anyhow::Result<BTreeMap<String, i64>> {
         let Some(name) = topic.name().strip_prefix(&kafka.topic_prefix) else {
             continue;
         };
-        let Some(group) = name
-            .strip_suffix(".dlq")
-            .and_then(|rest| rest.rsplit_once('.'))
-            .map(|(_, group)| group.to_owned())
-        else {
+        // `{contract topic}.{group}.dlq`, nothing else (another prefix's
+        // topics share the cluster).
+        let Some(group) = paystream_contract::Topic::ALL.iter().find_map(|contract| {
+            name.strip_prefix(contract.name())?
+                .strip_prefix('.')?
+                .strip_suffix(".dlq")
+                .map(str::to_owned)
+        }) else {
             continue;
         };
         let mut records = 0;
@@ -354,4 +407,33 @@ fn dead_letters(kafka: &KafkaConfig) -> anyhow::Result<BTreeMap<String, i64>> {
         *groups.entry(group).or_insert(0) += records;
     }
     Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payers_have_valid_iban_check_digits() {
+        for n in [0, 1, 31, 999] {
+            let iban = super::payer_account(n);
+            assert!(iban_is_valid(&iban), "{iban}");
+        }
+        assert_eq!(super::payer_account(0).len(), 22);
+        assert_ne!(super::payer_account(0), super::payer_account(1));
+        assert!(super::accounts_csv(2).lines().count() == 3);
+    }
+
+    /// ISO 13616 mod-97 check, independently of how the payers are made.
+    fn iban_is_valid(iban: &str) -> bool {
+        let rearranged = format!("{}{}", &iban[4..], &iban[..4]);
+        let mut remainder = 0u64;
+        for c in rearranged.chars() {
+            let Some(value) = c.to_digit(36) else {
+                return false;
+            };
+            for digit in value.to_string().chars() {
+                remainder = (remainder * 10 + u64::from(digit.to_digit(10).unwrap_or(0))) % 97;
+            }
+        }
+        remainder == 1
+    }
 }
