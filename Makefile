@@ -15,6 +15,12 @@ run: dev-up ## Start the stack and the services, drive the demo mix and a load (
 	@bash devstack/services.sh
 	@PAYSTREAM_DEMO_LOAD=$(or $(LOAD),2000) bash devstack/demo.sh
 
+.PHONY: chaos
+chaos: dev-up ## 10,000 payments while SIGKILL hits every service and the broker (SEED=n repeats a run), then reconcile
+	cargo build --bins
+	PAYSTREAM_CHAOS_PAYMENTS=$(or $(PAYMENTS),10000) $(if $(SEED),PAYSTREAM_CHAOS_SEED=$(SEED),) \
+	  cargo nextest run --profile chaos -p paystream-cli -E 'test(chaos)' --no-capture
+
 .PHONY: test
 test: dev-up ## Unit and integration tests against the real broker, registry and PostgreSQL
 	$(TEST_RUNNER)

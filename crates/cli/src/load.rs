@@ -380,7 +380,7 @@ fn summary(
 
 /// Records on every dead-letter topic under the prefix, per consumer group
 /// (`{topic}.{group}.dlq`). Blocking.
-fn dead_letters(kafka: &KafkaConfig) -> anyhow::Result<BTreeMap<String, i64>> {
+pub fn dead_letters(kafka: &KafkaConfig) -> anyhow::Result<BTreeMap<String, i64>> {
     const TIMEOUT: Duration = Duration::from_secs(10);
     let client: BaseConsumer = kafka.consumer("paystream-load").create()?;
     let metadata = client.fetch_metadata(None, TIMEOUT)?;

@@ -3,5 +3,7 @@
 //! as an operator runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod lag;
+mod processes;
 mod trace;
