@@ -43,9 +43,6 @@ pub struct Pacing {
     pub idempotency_window: Duration,
 }
 
-const BATCH: usize = 256;
-const DRAIN: Duration = Duration::from_secs(2);
-
 #[derive(Clone)]
 pub struct Deliverer {
     pool: PgPool,
@@ -101,12 +98,7 @@ impl Deliverer {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let pace = Pace {
-            in_flight: self.pacing.in_flight,
-            batch: BATCH,
-            scan: self.pacing.scan,
-            drain: DRAIN,
-        };
+        let pace = Pace::new(self.pacing.in_flight, self.pacing.scan);
         let pool = self.pool.clone();
         dispatch::run(self, &pool, store::CHANNEL, pace, shutdown).await;
     }

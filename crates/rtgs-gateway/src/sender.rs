@@ -49,13 +49,6 @@ pub struct Pacing {
     pub scan: Duration,
 }
 
-/// Submissions claimed in one statement at most.
-const BATCH: usize = 256;
-
-/// How long shutdown waits for calls in flight before abandoning them to
-/// their leases.
-const DRAIN: Duration = Duration::from_secs(2);
-
 #[derive(Clone)]
 pub struct Sender {
     pool: PgPool,
@@ -104,12 +97,7 @@ impl Sender {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let pace = Pace {
-            in_flight: self.pacing.in_flight,
-            batch: BATCH,
-            scan: self.pacing.scan,
-            drain: DRAIN,
-        };
+        let pace = Pace::new(self.pacing.in_flight, self.pacing.scan);
         let pool = self.pool.clone();
         dispatch::run(self, &pool, store::CHANNEL, pace, shutdown).await;
     }

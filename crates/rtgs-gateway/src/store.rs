@@ -285,10 +285,3 @@ pub async fn find(pool: &PgPool, payment_id: Uuid) -> Result<Option<Submission>,
     .await?;
     row.map(Submission::try_from).transpose()
 }
-
-/// Submissions per state, for the API and the tests' reconciliation.
-pub async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT state, count(*) FROM rtgs_submissions GROUP BY state ORDER BY state")
-        .fetch_all(pool)
-        .await
-}

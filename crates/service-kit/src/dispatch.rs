@@ -50,6 +50,19 @@ pub struct Pace {
     pub drain: Duration,
 }
 
+impl Pace {
+    /// `in_flight` at once, scanning every `scan`; claims of 256 at most,
+    /// and two seconds for work in flight at shutdown.
+    pub fn new(in_flight: usize, scan: Duration) -> Self {
+        Self {
+            in_flight,
+            batch: 256,
+            scan,
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Runs `dispatcher` until `shutdown`, woken by `NOTIFY` on `channel`.
 pub async fn run<D: Dispatch>(
     dispatcher: D,

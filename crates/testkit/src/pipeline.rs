@@ -48,6 +48,20 @@ impl Pipeline {
         }
     }
 
+    /// A service's binary as a process on this slice of the pipeline (its
+    /// broker and topic prefix), quiet and killed with the test: what every
+    /// crash test starts and SIGKILLs.
+    pub fn command(&self, binary: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &self.kafka.bootstrap)
+            .env("PAYSTREAM_TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("PAYSTREAM_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
     /// The topic's name on the cluster.
     pub fn topic(&self, topic: Topic) -> String {
         self.kafka.topic(topic)

@@ -9,7 +9,7 @@ pub mod api;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use paystream_bus::{Context, Handler, HandlerError, Record};
-use paystream_contract::{AnyEvent, Topic};
+use paystream_contract::{AnyEvent, Inbound, Topic};
 use sqlx::PgConnection;
 
 pub const GROUP: &str = "analytics";
@@ -131,7 +131,7 @@ pub fn fact(event: &AnyEvent) -> Option<Fact> {
         ),
         _ => return None,
     };
-    let occurred = event_envelope(event).occurred_at;
+    let occurred = event.envelope().occurred_at;
     let hour = occurred
         .duration_trunc(TimeDelta::hours(1))
         .unwrap_or(occurred);
@@ -144,11 +144,6 @@ pub fn fact(event: &AnyEvent) -> Option<Fact> {
         currency: currency.clone(),
         values,
     })
-}
-
-fn event_envelope(event: &AnyEvent) -> &paystream_contract::Envelope {
-    use paystream_contract::Inbound;
-    event.envelope()
 }
 
 pub struct Analytics;

@@ -2,7 +2,6 @@
 //! prefix of its own, a schema registry, a fresh database, a consumer group
 //! of its own, and the audit in-process or as a process to kill.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_audit::Config;
@@ -82,15 +81,11 @@ impl Stand {
 
     /// The audit's binary as a process, so a test can SIGKILL it.
     pub fn spawn(&self, extra: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_audit"))
+        self.pipeline
+            .command(env!("CARGO_BIN_EXE_audit"))
             .arg("serve")
             .args(self.args())
             .args(extra)
-            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &self.pipeline.kafka.bootstrap)
-            .env("PAYSTREAM_TOPIC_PREFIX", &self.pipeline.kafka.topic_prefix)
-            .env("PAYSTREAM_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap()
     }

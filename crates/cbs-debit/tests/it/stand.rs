@@ -2,7 +2,6 @@
 //! prefix of its own, a schema registry, a fresh ledger database with
 //! accounts loaded, and the service in-process or as a process to kill.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_bus::RegistryConfig;
@@ -15,7 +14,7 @@ use paystream_testkit::{TestDatabase, fresh_database, wait_until};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -84,7 +83,8 @@ impl Stand {
 
     /// The service's binary as a process, so a test can SIGKILL it.
     pub fn spawn(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_cbs-debit"))
+        self.pipeline
+            .command(env!("CARGO_BIN_EXE_cbs-debit"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--database-url", &self.database.url])
             .args([
@@ -92,12 +92,7 @@ impl Stand {
                 &self.pipeline.registry.url,
                 "--schema-auto-register",
             ])
-            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &self.pipeline.kafka.bootstrap)
-            .env("PAYSTREAM_TOPIC_PREFIX", &self.pipeline.kafka.topic_prefix)
             .env("PAYSTREAM_CONSUMER_RETRY_SCHEDULE", "50ms,100ms")
-            .env("PAYSTREAM_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap()
     }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_contract::Topic;
@@ -100,18 +99,12 @@ impl Processes {
     }
 
     fn command(&self, name: &str) -> Command {
-        let mut command = Command::new(self.bin.join(name));
-        let kafka = &self.pipeline.kafka;
+        let mut command = self.pipeline.command(self.bin.join(name));
         command
-            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &kafka.bootstrap)
-            .env("PAYSTREAM_TOPIC_PREFIX", &kafka.topic_prefix)
             .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &self.pipeline.registry.url)
             .env("PAYSTREAM_SCHEMA_AUTO_REGISTER", "true")
             .env("PAYSTREAM_CONSUMER_RETRY_SCHEDULE", "100ms,500ms,1s")
-            .env("PAYSTREAM_KAFKA_SESSION_TIMEOUT_MS", "6000")
-            .env("PAYSTREAM_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
+            .env("PAYSTREAM_KAFKA_SESSION_TIMEOUT_MS", "6000");
         let upper = name.to_uppercase().replace('-', "_");
         let listen = format!("127.0.0.1:{}", self.ports.get(name).copied().unwrap_or(0));
         command.env(format!("PAYSTREAM_{upper}_LISTEN"), &listen);
@@ -162,17 +155,18 @@ impl Processes {
         command
     }
 
-    /// An operator command of a service's binary, `input` on stdin.
+    /// An operator command of a service's binary; `-` in `args` stands
+    /// for a file holding `input`.
     pub async fn operator(&self, name: &str, args: &[&str], input: &str) {
-        let dir = tempfile_path(name);
-        std::fs::write(&dir, input).unwrap();
-        let args: Vec<String> = args
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), input).unwrap();
+        let args: Vec<&std::ffi::OsStr> = args
             .iter()
             .map(|arg| {
                 if *arg == "-" {
-                    dir.display().to_string()
+                    file.path().as_os_str()
                 } else {
-                    (*arg).to_owned()
+                    std::ffi::OsStr::new(*arg)
                 }
             })
             .collect();
@@ -217,11 +211,4 @@ impl Processes {
         }
         self.start_one(name).await;
     }
-}
-
-fn tempfile_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "chaos-{name}-{}.csv",
-        uuid::Uuid::new_v4().simple()
-    ))
 }

@@ -3,7 +3,6 @@
 //! sandbox playing the provider (and nothing else), and the service
 //! in-process or as a process to kill.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_bus::RegistryConfig;
@@ -15,7 +14,7 @@ use paystream_service_kit::Running;
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{TestDatabase, fresh_database, wait_until};
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -128,14 +127,10 @@ impl Stand {
 
     /// The binary as a process, so a test can SIGKILL it.
     pub fn spawn(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_notifications"))
+        self.pipeline
+            .command(env!("CARGO_BIN_EXE_notifications"))
             .arg("serve")
             .args(self.args())
-            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &self.pipeline.kafka.bootstrap)
-            .env("PAYSTREAM_TOPIC_PREFIX", &self.pipeline.kafka.topic_prefix)
-            .env("PAYSTREAM_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap()
     }

@@ -4,7 +4,6 @@
 //! a process to kill, always on the port the rail calls back.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use paystream_bus::RegistryConfig;
@@ -17,7 +16,7 @@ use paystream_service_kit::Running;
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{TestDatabase, free_port, fresh_database, wait_until};
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -129,14 +128,10 @@ impl Stand {
 
     /// The gateway's binary as a process, so a test can SIGKILL it.
     pub fn spawn(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_rtgs-gateway"))
+        self.pipeline
+            .command(env!("CARGO_BIN_EXE_rtgs-gateway"))
             .arg("serve")
             .args(self.args())
-            .env("PAYSTREAM_KAFKA_BOOTSTRAP", &self.pipeline.kafka.bootstrap)
-            .env("PAYSTREAM_TOPIC_PREFIX", &self.pipeline.kafka.topic_prefix)
-            .env("PAYSTREAM_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap()
     }
