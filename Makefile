@@ -32,6 +32,8 @@ bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHM
 	cargo bench -p paystream-gateway --bench gateway_throughput
 	cargo bench -p paystream-cbs-debit --bench hold_throughput
 	cargo bench -p paystream-rtgs-gateway --bench submission_throughput
+	cargo build --release --bins
+	cargo bench -p paystream-e2e --bench pipeline_throughput
 
 .PHONY: dev-up
 dev-up: install ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas
@@ -53,9 +55,16 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
 .PHONY: check-manifests
-check-manifests: ## Statically check compose/ and deploy/ (they cannot run here)
+check-manifests: ## Offline checks: Dockerfile, compose and rendered Kubernetes manifests against their schemas, alert rules (promtool), schemas vs released versions
 	python3 devstack/check-manifests.py
-	@if command -v kubectl >/dev/null; then kubectl kustomize deploy >/dev/null && echo "kustomize: deploy/ renders"; fi
+	bash devstack/check-manifests.sh
+	bash devstack/test-check-manifests.sh
+	bash devstack/check-monitoring.sh
+	bash devstack/check-schemas.sh
+
+.PHONY: release
+release: ## Build one service's image at its crate's version (SERVICE=gateway; prints the command without an engine)
+	@bash devstack/release.sh $(if $(SERVICE),$(SERVICE),--help)
 
 .PHONY: fmt
 fmt: ## Format the code

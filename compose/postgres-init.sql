@@ -1,4 +1,5 @@
--- One database and one role per service, as devstack/postgres.sh does locally.
+-- One database and one role per service (and one for the schema registry),
+-- as devstack/postgres.sh does locally. Run once, on an empty data volume.
 -- Passwords here are for the compose demo only.
 CREATE ROLE gateway LOGIN PASSWORD 'gateway';
 CREATE DATABASE gateway OWNER gateway;
@@ -12,4 +13,6 @@ CREATE ROLE notifications LOGIN PASSWORD 'notifications';
 CREATE DATABASE notifications OWNER notifications;
 CREATE ROLE audit LOGIN PASSWORD 'audit';
 CREATE DATABASE audit OWNER audit;
-REVOKE CONNECT ON DATABASE gateway, validation, cbs_debit, rtgs_gateway, notifications, audit FROM PUBLIC;
+CREATE ROLE schema_registry LOGIN PASSWORD 'schema_registry';
+CREATE DATABASE schema_registry OWNER schema_registry;
+REVOKE CONNECT ON DATABASE gateway, validation, cbs_debit, rtgs_gateway, notifications, audit, schema_registry FROM PUBLIC;

@@ -6,8 +6,26 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-if command -v nisshi >/dev/null 2>&1 && nisshi --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
-  log "nisshi $NISSHI_VERSION present: $(command -v nisshi)"
+# The storage engines the stack and the tests use: sqlite:// (libsql) and
+# memory:// (which nisshi builds on its dynostore engine). The default
+# features add PostgreSQL storage, which the stack never uses.
+NISSHI_FEATURES="libsql,dynostore"
+
+# cargo records what it installed with which features; a binary built with
+# other features (an older install) is built again.
+installed_features() {
+  python3 - "$NISSHI_VERSION" <<'PY' 2>/dev/null || true
+import json, pathlib, sys
+installs = json.loads((pathlib.Path.home() / ".cargo" / ".crates2.json").read_text())["installs"]
+for key, install in installs.items():
+    if key.startswith(f"nisshi {sys.argv[1]} "):
+        print(",".join(sorted(install.get("features", []))))
+PY
+}
+wanted="$(tr ',' '\n' <<<"$NISSHI_FEATURES" | sort | paste -sd, -)"
+if command -v nisshi >/dev/null 2>&1 && nisshi --version 2>/dev/null | grep -q "$NISSHI_VERSION" \
+  && [[ "$(installed_features)" == "$wanted" ]]; then
+  log "nisshi $NISSHI_VERSION ($NISSHI_FEATURES) present: $(command -v nisshi)"
   exit 0
 fi
 
@@ -24,7 +42,8 @@ else
 fi
 [[ -n "$toolchain" ]] || die "nisshi $NISSHI_VERSION needs rustc >= 1.96 and no such toolchain is installed (rustup toolchain list)"
 
-log "building nisshi $NISSHI_VERSION with $toolchain (about 15 minutes, once)"
+log "building nisshi $NISSHI_VERSION ($NISSHI_FEATURES) with $toolchain (about 15 minutes, once)"
 # --locked: the versions nisshi's authors tested, not whatever resolves today.
-cargo "+$toolchain" install nisshi --version "$NISSHI_VERSION" --locked --root "$HOME/.cargo"
+cargo "+$toolchain" install nisshi --version "$NISSHI_VERSION" --locked --root "$HOME/.cargo" \
+  --no-default-features --features "$NISSHI_FEATURES"
 log "nisshi installed: $(command -v nisshi)"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and running Paystream needs and a fresh machine may
-# lack: a C toolchain and headers for librdkafka's bundled build, and PostgreSQL.
+# lack: a C toolchain and headers for librdkafka's bundled build, PostgreSQL,
+# and promtool (from Debian's prometheus package; the server it also brings is
+# not started) for devstack/check-monitoring.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake libcurl4-openssl-dev postgresql postgresql-client curl)
+packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake libcurl4-openssl-dev postgresql postgresql-client curl prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

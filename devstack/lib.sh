@@ -21,6 +21,16 @@ SERVICE_DATABASES=(schema_registry gateway validation cbs_debit rtgs_gateway not
 TEST_ROLE="paystream_test"
 
 log() { printf '[devstack] %s\n' "$*" >&2; }
+
+# Every binary the stack and the demo run, built by one cargo invocation (one
+# dependency graph, both cores busy throughout) with cargo's progress shown,
+# so a first build on a fresh machine is never a silent terminal.
+STACK_BINARIES=(schema-registry paystream-provision sandbox gateway validation cbs-debit
+  rtgs-gateway notifications audit paystream)
+build_stack_binaries() {
+  log "building ${STACK_BINARIES[*]} (a first build takes a few minutes)"
+  cargo build $(printf -- '--bin %s ' "${STACK_BINARIES[@]}")
+}
 die() { log "error: $*"; exit 1; }
 
 # Succeeds once something accepts TCP connections on host:port, or fails after

@@ -22,8 +22,7 @@ RAIL_SECRET="${PAYSTREAM_RAIL_CALLBACK_SECRET:-dev-rail-secret}"
 RAIL_CLOSED_ACCOUNTS="${PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS:-DE89370400440532013000}"
 SERVICES=(sandbox gateway validation cbs-debit rtgs-gateway notifications audit)
 
-log "building ${SERVICES[*]}"
-cargo build --quiet --bin sandbox --bin gateway --bin validation --bin cbs-debit --bin rtgs-gateway --bin notifications --bin audit --bin paystream
+build_stack_binaries
 
 wait_healthy() {
   local name="$1" url="$2" seconds="$3"

@@ -34,8 +34,7 @@ else
   log "nisshi listening on 127.0.0.1:$KAFKA_PORT (log: $LOG_DIR/nisshi.log)"
 fi
 
-log "building the schema registry and the provisioning tool"
-cargo build --quiet --bin schema-registry --bin paystream-provision
+build_stack_binaries
 
 stop_daemon schema-registry
 if [[ "$(listener_name "$REGISTRY_PORT")" == "schema-registry" ]]; then

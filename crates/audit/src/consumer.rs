@@ -23,6 +23,8 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::hash::EntryFields;
 use crate::headers::headers_of;
@@ -200,6 +202,37 @@ impl AuditConsumer {
     }
 
     async fn entry(
+        &self,
+        record: &OwnedMessage,
+        received_at: chrono::DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Option<EntryFields> {
+        // The record's receipt joins its trace, so a payment's trace ends in
+        // the audit log like in every other service.
+        let span = tracing::info_span!(
+            "audit.receive",
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = record.topic(),
+            messaging.kafka.partition = record.partition(),
+            messaging.kafka.offset = record.offset(),
+            correlation_id = tracing::field::Empty,
+        );
+        let trace = paystream_bus::headers::to_list_owned(record);
+        if let Some(correlation) =
+            paystream_bus::headers::text(&trace, paystream_bus::headers::CORRELATION_ID)
+        {
+            span.record("correlation_id", correlation);
+        }
+        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(&trace)) {
+            tracing::debug!(%error, "the record's trace context could not parent its receipt");
+        }
+        self.entry_in_span(record, received_at, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    async fn entry_in_span(
         &self,
         record: &OwnedMessage,
         received_at: chrono::DateTime<Utc>,

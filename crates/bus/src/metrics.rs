@@ -13,6 +13,7 @@ pub(crate) struct Metrics {
     pub retried: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub dead_letter_write_failures: IntCounterVec,
+    pub dead_letter_depth: IntGaugeVec,
     pub duplicates_skipped: IntCounterVec,
     pub handler_seconds: HistogramVec,
     pub in_flight: IntGaugeVec,
@@ -116,6 +117,12 @@ impl Metrics {
                 registry,
                 "paystream_bus_dead_letter_write_failures_total",
                 "Failed writes to a dead-letter topic (the offset stays uncommitted)",
+                TG,
+            ),
+            dead_letter_depth: gauge(
+                registry,
+                "paystream_bus_dead_letter_depth",
+                "Records this process wrote to the group's dead-letter topic since it started (0 from the consumer's start; a replay, run from the CLI, does not lower it; a restart resets it)",
                 TG,
             ),
             duplicates_skipped: counter(

@@ -130,6 +130,14 @@ pub fn accounts_csv(payers: usize) -> String {
     csv
 }
 
+/// The notification contacts of the first `payers` load payers (a text
+/// message each), as `notifications contacts load` reads them.
+pub fn contacts_csv(payers: usize) -> String {
+    (0..payers)
+        .map(|n| format!("{},SMS,+4477009{n:05}\n", payer_account(n)))
+        .collect()
+}
+
 fn bar(done: usize, total: usize, what: &str) {
     const WIDTH: usize = 40;
     let filled = done * WIDTH / total.max(1);

@@ -7,6 +7,8 @@
 //! service runtime, on `127.0.0.1:0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod processes;
+
 use paystream_contract::Topic;
 use paystream_service_kit::Running;
 use paystream_testkit::fresh_database;
@@ -226,7 +228,33 @@ impl Stack {
     }
 }
 
+/// The body of a `POST /v1/payments` of 250.00 EUR from `debtor` (at a
+/// British bank) to `creditor` (at a French bank), from a British IP address.
+pub fn credit_transfer(debtor: &str, creditor: &str) -> serde_json::Value {
+    serde_json::json!({
+        "amount": "250.00", "currency": "EUR",
+        "debtor": { "name": "Emily Clarke", "account": debtor,
+                    "agentBic": "NWBKGB2L", "country": "GB" },
+        "creditor": { "name": "Camille Moreau", "account": creditor,
+                      "agentBic": "BNPAFRPP", "country": "FR" },
+        "clientIp": "81.2.69.142"
+    })
+}
+
 impl Stack {
+    /// The gateway's view of a payment; `None` while it cannot answer.
+    pub async fn payment(&self, payment_id: &str) -> Option<serde_json::Value> {
+        reqwest::Client::new()
+            .get(format!("{}/v1/payments/{payment_id}", self.gateway.url()))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
     /// `POST /v1/payments` of 250.00 EUR from `debtor` to [`CREDITOR`],
     /// from a British IP address.
     pub async fn submit(&self, idempotency_key: &str, debtor: &str) -> reqwest::Response {
@@ -244,14 +272,7 @@ impl Stack {
             .post(format!("{}/v1/payments", self.gateway.url()))
             .bearer_auth(API_KEY)
             .header("Idempotency-Key", idempotency_key)
-            .json(&serde_json::json!({
-                "amount": "250.00", "currency": "EUR",
-                "debtor": { "name": "Emily Clarke", "account": debtor,
-                            "agentBic": "NWBKGB2L", "country": "GB" },
-                "creditor": { "name": "Camille Moreau", "account": creditor,
-                              "agentBic": "BNPAFRPP", "country": "FR" },
-                "clientIp": "81.2.69.142"
-            }))
+            .json(&credit_transfer(debtor, creditor))
             .send()
             .await
             .unwrap()

@@ -8,6 +8,8 @@ use paystream_service_kit::TokenBucket;
 use rand::Rng;
 use reqwest::{Method, StatusCode, Url, header};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::breaker::{Breaker, Pass};
 use crate::error::{BuildError, CallError, Refused, Unavailable};
@@ -150,8 +152,31 @@ impl ProviderClient {
 
     /// Sends `request`, retrying as the settings say, until its deadline if
     /// it has one. Throttling never counts as a failure: without a deadline
-    /// it is waited out, however long it lasts.
+    /// it is waited out, however long it lasts. One client span covers the
+    /// call, its tries and waits; each try carries its `traceparent`.
     pub(crate) async fn execute(&self, request: &Request) -> Result<Answer, CallError> {
+        let span = tracing::info_span!(
+            "provider.call",
+            otel.kind = "client",
+            peer.service = self.inner.name,
+            http.request.method = %request.method(),
+            url.path = request.url().path(),
+            http.response.status_code = Empty,
+            provider.outcome = Empty,
+            otel.status_code = Empty,
+        );
+        let result = self.execute_in_span(request).instrument(span.clone()).await;
+        match &result {
+            Ok(_) => span.record("provider.outcome", "answered"),
+            Err(CallError::Refused { .. }) => span.record("provider.outcome", "refused"),
+            Err(CallError::Unavailable { .. }) => span
+                .record("provider.outcome", "unavailable")
+                .record("otel.status_code", "ERROR"),
+        };
+        result
+    }
+
+    async fn execute_in_span(&self, request: &Request) -> Result<Answer, CallError> {
         if let Some(problem) = request.malformed() {
             metrics::count(self.inner.name, Outcome::Refused);
             return Err(self.refused(Refused::Malformed(problem.to_owned())));
@@ -280,6 +305,7 @@ impl ProviderClient {
             Err(error) => return Attempt::Failed(transport(&error)),
         };
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status == StatusCode::TOO_MANY_REQUESTS {
             let asked = response
                 .headers()

@@ -123,6 +123,10 @@ impl Request {
         &self.url
     }
 
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
     /// Sends the request, retrying as the client's settings say; `&self`
     /// so a caller can send the same request again later.
     pub async fn send(&self) -> Result<Answer, CallError> {
@@ -154,6 +158,11 @@ impl Request {
         let mut builder = http
             .request(self.method.clone(), self.url.clone())
             .headers(self.headers.clone());
+        // Each try is sent inside the call's span: the provider's spans, if it
+        // keeps any, continue the payment's trace.
+        for (name, value) in paystream_telemetry::outgoing_trace_headers() {
+            builder = builder.header(name, value);
+        }
         if let Some((content_type, bytes)) = &self.body {
             builder = builder
                 .header(CONTENT_TYPE, content_type.clone())

@@ -26,6 +26,8 @@ use paystream_service_kit::dispatch::{self, Dispatch, Pace};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::METRICS;
 use crate::outcome::{Outcomes, Via};
@@ -110,7 +112,14 @@ impl Sender {
             uetr = %submission.uetr,
             state = submission.state.name(),
             attempt = submission.attempts,
+            rail.outcome = Empty,
         );
+        // The send continues the payment's trace, not a new one.
+        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(
+            &submission.cause_headers,
+        )) {
+            tracing::debug!(%error, "the submission's trace context could not be continued");
+        }
         let result = async {
             match submission.state {
                 State::Submitting => self.send(&submission).await,
@@ -152,6 +161,7 @@ impl Sender {
                 ..
             }) if status == StatusCode::CONFLICT => {
                 self.count(Call::Submit, "conflict");
+                tracing::Span::current().record("rail.outcome", "CONFLICT");
                 tracing::error!(%body, "the rail holds other content under this UETR; left UNKNOWN for an operator, its status is asked for");
                 let error = format!("409 from the rail: {body}");
                 store::defer(
@@ -234,6 +244,14 @@ impl Sender {
         let wait = capped_doubling(self.pacing.retry_first, self.pacing.retry_max, attempt);
         tracing::warn!(%error, ?wait, call = call.name(), "no answer from the rail; trying again later");
         let unknown = matches!(call, Call::Submit) && !nothing_sent;
+        tracing::Span::current().record(
+            "rail.outcome",
+            if nothing_sent {
+                "NOT_SENT"
+            } else {
+                "NO_ANSWER"
+            },
+        );
         store::defer(
             &self.pool,
             submission.payment_id,
@@ -254,7 +272,10 @@ impl Sender {
         let report = match StatusReport::from_xml(text) {
             // A report about another transaction is no answer about this one
             // (a malformed submission's RJCT names no UETR: the nil one).
-            Ok(report) if report.uetr == submission.uetr || report.uetr.is_nil() => report,
+            Ok(report) if report.uetr == submission.uetr || report.uetr.is_nil() => {
+                tracing::Span::current().record("rail.outcome", report.status.code());
+                report
+            }
             Ok(report) => {
                 let error = format!("the rail answered about UETR {}", report.uetr);
                 return store::defer(

@@ -8,6 +8,7 @@ mod api;
 pub mod compatibility;
 mod error;
 mod flags;
+pub mod released;
 mod store;
 
 use std::net::SocketAddr;

@@ -7,7 +7,9 @@
 //!   `traceparent` headers can be produced and continued, and exported over OTLP
 //!   when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
-//! Filtering follows `PAYSTREAM_LOG` (then `RUST_LOG`), default `info`.
+//! Logs follow `PAYSTREAM_LOG` (then `RUST_LOG`), default `info`; spans
+//! exported follow `PAYSTREAM_TRACE`, default `info`, apart from the logs, so
+//! a quiet log (`warn`) still exports a payment's whole trace.
 //! `PAYSTREAM_LOG_FORMAT=pretty` switches to human-readable lines for local work.
 
 mod json;
@@ -26,8 +28,9 @@ pub use json::{FlatJsonFormat, layer as json_layer};
 pub const ENV_HELP: &str = "Logging and tracing:
   PAYSTREAM_LOG                 log filter, e.g. info or paystream=debug (else RUST_LOG; default info)
   PAYSTREAM_LOG_FORMAT          json (default) or pretty
+  PAYSTREAM_TRACE               filter of the spans exported (default info), apart from the logs'
   OTEL_EXPORTER_OTLP_ENDPOINT   export traces over OTLP to this endpoint (unset: no export)
-  OTEL_EXPORTER_OTLP_PROTOCOL   grpc (default) or http/protobuf";
+  OTEL_EXPORTER_OTLP_PROTOCOL   http/protobuf (default, to :4318) or grpc (to :4317)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -56,7 +59,11 @@ pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError
     let provider = tracer_provider(service_name)?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
+    let spans =
+        EnvFilter::try_from_env("PAYSTREAM_TRACE").unwrap_or_else(|_| EnvFilter::new("info"));
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        .with_filter(spans);
 
     let filter = EnvFilter::try_from_env("PAYSTREAM_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
@@ -68,12 +75,23 @@ pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError
         json::layer().boxed()
     };
     Registry::default()
-        .with(logs)
+        .with(logs.with_filter(filter))
         .with(otel)
-        .with(filter)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInitialised)?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The W3C trace-context headers (`traceparent`, and `tracestate` when there
+/// is one) of the current span, for an outgoing HTTP request, so that the
+/// server's spans continue the caller's trace. Empty outside any span.
+pub fn outgoing_trace_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.into_iter().collect()
 }
 
 fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
@@ -83,9 +101,13 @@ fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, Tele
         return Ok(builder.build());
     }
     // The exporter reads the endpoint, headers and timeout from the standard
-    // OTEL_EXPORTER_OTLP_* variables; only the transport is chosen here.
-    let http = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .is_ok_and(|protocol| protocol.starts_with("http"));
+    // OTEL_EXPORTER_OTLP_* variables; only the transport is chosen here,
+    // http/protobuf unless told otherwise, as the OTLP specification's
+    // default. The batch processor exports from a thread of its own, which
+    // is why the HTTP client is reqwest's blocking one.
+    let grpc =
+        std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|protocol| protocol == "grpc");
+    let http = !grpc;
     let exporter = if http {
         opentelemetry_otlp::SpanExporter::builder()
             .with_http()

@@ -16,6 +16,7 @@
 pub mod kafka;
 pub mod logs;
 pub mod nisshi;
+pub mod otlp;
 pub mod pipeline;
 pub mod procfs;
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
+use tracing::field::Empty;
+use uuid::Uuid;
 
 use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request};
 
@@ -102,30 +105,91 @@ async fn checked<T: serde::de::DeserializeOwned>(
     })
 }
 
+impl RiskLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+        }
+    }
+}
+
+/// A check's outcome for its span: what the provider said, or why it said
+/// nothing.
+fn outcome_of<T>(
+    result: &Result<Checked<T>, CallError>,
+    said: impl Fn(&T) -> &'static str,
+) -> &'static str {
+    match result {
+        Ok(checked) => said(&checked.answer),
+        Err(CallError::Unavailable { .. }) => "UNAVAILABLE",
+        Err(CallError::Refused { .. }) => "REFUSED",
+    }
+}
+
 pub async fn check_ip(
     client: &ProviderClient,
+    payment_id: Uuid,
     ip: &str,
     bound: Duration,
 ) -> Result<Checked<IpAnswer>, CallError> {
+    let span = tracing::info_span!("ip.check", %payment_id, ip.outcome = Empty);
     // The address is the payer's, so untrusted: a query value, encoded.
     let request = client
         .request(Method::GET, &["v1", ""])
         .query("ip_address", ip);
-    checked(client, request, bound).await
+    let result = checked(client, request, bound)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "ip.outcome",
+        outcome_of(&result, |answer: &IpAnswer| {
+            let security = &answer.security;
+            if security.is_vpn || security.is_proxy || security.is_tor {
+                "ANONYMISED"
+            } else {
+                "ANSWERED"
+            }
+        }),
+    );
+    result
 }
 
+/// Screens one party of the payment; the span carries the payment, the
+/// party's role and the outcome (the risk level, or why there is none), so
+/// a trace shows what each screening decided.
 pub async fn screen_party(
     client: &ProviderClient,
+    payment_id: Uuid,
+    role: &'static str,
     party: &paystream_contract::Party,
     bound: Duration,
 ) -> Result<Checked<AmlAnswer>, CallError> {
+    let span = tracing::info_span!(
+        "aml.screen",
+        %payment_id,
+        party.role = role,
+        aml.outcome = Empty,
+        aml.matches = Empty,
+    );
     let body = serde_json::json!({
         "name": party.name,
         "country": party.country,
         "dateOfBirth": party.date_of_birth,
     });
     let request = client.request(Method::POST, &["v1", "screen"]).json(&body);
-    checked(client, request, bound).await
+    let result = checked(client, request, bound)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "aml.outcome",
+        outcome_of(&result, |answer: &AmlAnswer| answer.risk_level.name()),
+    );
+    if let Ok(checked) = &result {
+        span.record("aml.matches", checked.answer.matches.len());
+    }
+    result
 }
 
 #[cfg(test)]
@@ -157,7 +221,7 @@ mod tests {
         ] {
             // The provider's refusal quotes the whole value it was asked
             // about: it reached the lookup as one parameter.
-            match check_ip(&client, ip, Duration::from_secs(5)).await {
+            match check_ip(&client, Uuid::nil(), ip, Duration::from_secs(5)).await {
                 Err(CallError::Refused { reason, .. }) => {
                     let reason = reason.to_string();
                     assert!(reason.contains(&format!("`{ip}`")), "{ip}: {reason}");
@@ -171,7 +235,7 @@ mod tests {
         let (client, _sandbox) = ip_intelligence(throttle).await;
         let checked = tokio::time::timeout(
             Duration::from_secs(30),
-            check_ip(&client, "8.8.8.8", Duration::from_secs(1)),
+            check_ip(&client, Uuid::nil(), "8.8.8.8", Duration::from_secs(1)),
         )
         .await
         .unwrap_or_else(|_| panic!("`{throttle}`: screening waited far past its bound"));

@@ -109,8 +109,20 @@ impl Validator {
             }
         }
         let (debtor, creditor) = futures::join!(
-            screening::screen_party(&self.aml, &payment.debtor, self.screening_bound),
-            screening::screen_party(&self.aml, &payment.creditor, self.screening_bound),
+            screening::screen_party(
+                &self.aml,
+                payment.payment_id,
+                "DEBTOR",
+                &payment.debtor,
+                self.screening_bound
+            ),
+            screening::screen_party(
+                &self.aml,
+                payment.payment_id,
+                "CREDITOR",
+                &payment.creditor,
+                self.screening_bound
+            ),
         );
         for (role, party, result) in [
             ("DEBTOR", &payment.debtor, debtor),
@@ -127,20 +139,26 @@ impl Validator {
         ip: &str,
         outcome: &mut Outcome,
     ) -> Result<(), HandlerError> {
-        let checked =
-            match screening::check_ip(&self.ip_intelligence, ip, self.screening_bound).await {
-                Ok(checked) => checked,
-                Err(CallError::Unavailable { reason, .. }) => {
-                    outcome.reject(
-                        ReasonCode::IpIntelligenceUnavailable,
-                        format!("fraud screening could not be completed: {reason}"),
-                    );
-                    return Ok(());
-                }
-                Err(refused @ CallError::Refused { .. }) => {
-                    return Err(HandlerError::permanent(refused));
-                }
-            };
+        let checked = match screening::check_ip(
+            &self.ip_intelligence,
+            payment.payment_id,
+            ip,
+            self.screening_bound,
+        )
+        .await
+        {
+            Ok(checked) => checked,
+            Err(CallError::Unavailable { reason, .. }) => {
+                outcome.reject(
+                    ReasonCode::IpIntelligenceUnavailable,
+                    format!("fraud screening could not be completed: {reason}"),
+                );
+                return Ok(());
+            }
+            Err(refused @ CallError::Refused { .. }) => {
+                return Err(HandlerError::permanent(refused));
+            }
+        };
         let security = &checked.answer.security;
         let anonymised = security.is_vpn || security.is_proxy || security.is_tor;
         let country = checked.answer.country_code.clone();

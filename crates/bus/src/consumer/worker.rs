@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use paystream_contract::{Codec, Inbound, Topic};
-use prometheus::{Histogram, IntCounter};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use tokio::runtime::Handle;
@@ -61,6 +61,7 @@ struct WorkerMetrics {
     retried: IntCounter,
     duplicates: IntCounter,
     dead_letter_write_failures: IntCounter,
+    dead_letter_depth: IntGauge,
     handler_seconds: Histogram,
 }
 
@@ -74,6 +75,9 @@ impl WorkerMetrics {
             dead_letter_write_failures: METRICS
                 .dead_letter_write_failures
                 .with_label_values(&labels),
+            // Touched now, so the series shows 0 before the first dead
+            // letter and an alert on its increase sees that one too.
+            dead_letter_depth: METRICS.dead_letter_depth.with_label_values(&labels),
             handler_seconds: METRICS.handler_seconds.with_label_values(&labels),
         }
     }
@@ -337,6 +341,13 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
                         .dead_lettered
                         .with_label_values(&[record.topic(), &*self.group, class])
                         .inc();
+                    match entry {
+                        Some(entry) => entry.metrics.dead_letter_depth.inc(),
+                        None => METRICS
+                            .dead_letter_depth
+                            .with_label_values(&[record.topic(), &*self.group])
+                            .inc(),
+                    }
                     tracing::error!(
                         class,
                         reason,

@@ -354,3 +354,54 @@ async fn a_failing_dead_letter_write_keeps_the_offset_until_it_succeeds() {
     consumer.stop().await;
     assert_eq!(handled.load(AtomicOrdering::SeqCst), 2, "nothing ran twice");
 }
+
+/// The group's `paystream_bus_dead_letter_depth` series from `/metrics`.
+fn dead_letter_depth(topic: &str, group: &str) -> Option<f64> {
+    let series = format!("paystream_bus_dead_letter_depth{{group=\"{group}\",topic=\"{topic}\"}}");
+    paystream_bus::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dead_letter_depth_shows_zero_from_the_start_then_counts_the_groups_letters() {
+    let pipeline = common::pipeline(1).await;
+    let group = unique("depth");
+    let topic = pipeline.topic(Topic::PaymentSubmitted);
+    let handler = from_fn(|record: Record<PaymentSubmitted>| async move {
+        match record.event.debtor.account.as_str() {
+            "REFUSED" => Err(HandlerError::permanent("creditor agent BIC is not a BIC")),
+            _ => Ok(()),
+        }
+    });
+    let consumer = common::start(&pipeline, common::settings(&group), handler);
+    // Before any dead letter the series is there at 0, so the first one is
+    // an increase an alert sees (a series born at 1 shows none).
+    wait_until(Duration::from_secs(30), "the depth series at 0", || async {
+        (dead_letter_depth(&topic, &group) == Some(0.0)).then_some(())
+    })
+    .await;
+    pipeline
+        .producer
+        .send_raw(&topic, Some(b"poison"), b"not avro", &Vec::new())
+        .await
+        .unwrap();
+    pipeline
+        .producer
+        .send_all([payment("REFUSED", 0), payment("GOOD", 0)])
+        .await
+        .unwrap();
+    common::wait_committed(&pipeline, &group, 3, "offset committed past every record").await;
+    consumer.stop().await;
+    assert_eq!(
+        dead_letter_depth(&topic, &group),
+        Some(2.0),
+        "the poison record and the refused one"
+    );
+    assert_eq!(
+        common::dead_letters(&pipeline, Topic::PaymentSubmitted, &group)
+            .await
+            .len(),
+        2
+    );
+}

@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use paystream_cli::load::{accounts_csv, payer_account};
+use paystream_cli::load::{accounts_csv, contacts_csv, payer_account};
 use paystream_cli::reconcile::{self, Args};
 use paystream_testkit::wait_until;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::Value;
 
-use crate::processes::{CLOSED_CREDITOR, Processes, SERVICES};
+use paystream_e2e::CLOSED_CREDITOR;
+use paystream_e2e::processes::{Processes, SERVICES};
 
 const PAYERS: usize = 32;
 
@@ -87,9 +88,7 @@ async fn sigkill_of_every_service_in_turn_reconciles_to_zero() {
     paystream_cbs_debit::operator::load_accounts_text(&ledger, &accounts_csv(PAYERS))
         .await
         .unwrap();
-    let contacts: String = (0..PAYERS)
-        .map(|n| format!("{},SMS,+4477009{n:05}\n", payer_account(n)))
-        .collect();
+    let contacts = contacts_csv(PAYERS);
     processes
         .operator("notifications", &["contacts", "load", "-"], &contacts)
         .await;
@@ -138,15 +137,7 @@ async fn sigkill_of_every_service_in_turn_reconciles_to_zero() {
     let finals = wait_until(drain, "every payment final", || async {
         let mut finals = BTreeMap::new();
         for id in &ids {
-            let view: Value = http
-                .get(format!("{gateway}/v1/payments/{id}"))
-                .bearer_auth("paystream-dev-key")
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let view = processes.payment(&http, id).await?;
             let status = view["status"].as_str()?.to_owned();
             if !matches!(status.as_str(), "SETTLED" | "REVERSED" | "REJECTED") {
                 return None;

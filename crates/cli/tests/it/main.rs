@@ -5,5 +5,4 @@
 
 mod chaos;
 mod lag;
-mod processes;
 mod trace;

@@ -4,4 +4,6 @@
 
 mod correlation;
 mod fanout;
+mod metrics_for_alerts;
+mod one_trace;
 mod settlement;

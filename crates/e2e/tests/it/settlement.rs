@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use paystream_e2e::{API_KEY, CLOSED_CREDITOR, CREDITOR, NEARLY_EMPTY, PAYER, Stack};
+use paystream_e2e::{CLOSED_CREDITOR, CREDITOR, NEARLY_EMPTY, PAYER, Stack};
 use paystream_testkit::wait_until;
 use serde_json::Value;
 
@@ -19,20 +19,11 @@ async fn submit(stack: &Stack, key: &str, debtor: &str, creditor: &str) -> Strin
 
 /// Waits until the gateway shows the payment in a final state.
 async fn final_status(stack: &Stack, payment_id: &str) -> Value {
-    let url = format!("{}/v1/payments/{payment_id}", stack.gateway.url());
     wait_until(
         Duration::from_secs(60),
         "the payment's final state",
         || async {
-            let view: Value = reqwest::Client::new()
-                .get(&url)
-                .bearer_auth(API_KEY)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let view = stack.payment(payment_id).await?;
             matches!(
                 view["status"].as_str(),
                 Some("SETTLED" | "REJECTED" | "REVERSED")

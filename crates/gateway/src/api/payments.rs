@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use super::{App, NotAcked, db_error, send_within};
@@ -109,14 +110,46 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return Problem::unreadable_body(&rejection).into_response(),
-    };
-    match submit_inner(&app, &client, &headers, &body).await {
-        Ok(response) => response,
-        Err(problem) => problem.into_response(),
+    let span = tracing::info_span!(
+        "request",
+        otel.kind = "server",
+        otel.name = "POST /v1/payments",
+        http.request.method = "POST",
+        http.route = "/v1/payments",
+        http.response.status_code = tracing::field::Empty,
+    );
+    // A client that traces its own calls sees the payment inside its trace.
+    if let Err(error) = span.set_parent(incoming_trace_context(&headers)) {
+        tracing::debug!(%error, "the request's trace context could not parent its span");
     }
+    let response = async {
+        let body = match body {
+            Ok(body) => body,
+            Err(rejection) => return Problem::unreadable_body(&rejection).into_response(),
+        };
+        match submit_inner(&app, &client, &headers, &body).await {
+            Ok(response) => response,
+            Err(problem) => problem.into_response(),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// The W3C trace context of an incoming request (`traceparent`,
+/// `tracestate`); an empty context when it has none or an unreadable one.
+fn incoming_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
+    let list: paystream_bus::headers::HeaderList = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| {
+            headers
+                .get(name)
+                .map(|value| (name.to_owned(), value.as_bytes().to_vec()))
+        })
+        .collect();
+    paystream_bus::headers::extract_context(&list)
 }
 
 async fn submit_inner(

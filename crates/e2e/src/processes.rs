@@ -2,7 +2,9 @@
 //! the sandbox and the six services, each its own binary from this build's
 //! target directory, on fixed loopback ports (a restarted service keeps
 //! its port, so callbacks and clients find it), on a topic prefix, a
-//! registry and databases of the test's own.
+//! registry and databases of the test's own. [`Options`] choose the
+//! broker's storage engine and add settings (an OTLP endpoint, provider
+//! latencies) to every process or to one.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +16,12 @@ use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::{free_port, fresh_database, wait_until};
 use tokio::process::{Child, Command};
 
-pub const RAIL_SECRET: &str = "chaos-rail-secret";
-pub const CLOSED_CREDITOR: &str = "DE89370400440532013000";
+use crate::CLOSED_CREDITOR;
+
+pub const RAIL_SECRET: &str = "processes-rail-secret";
+
+/// The API key a gateway process accepts by default.
+pub const DEV_API_KEY: &str = "paystream-dev-key";
 
 /// The services a chaos run kills, in the order they start.
 pub const SERVICES: [&str; 6] = [
@@ -27,14 +33,62 @@ pub const SERVICES: [&str; 6] = [
     "audit",
 ];
 
+/// How to start the processes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    storage: Storage,
+    partitions: i32,
+    env: Vec<(String, String)>,
+    env_for: Vec<(&'static str, String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            storage: Storage::Sqlite,
+            partitions: 3,
+            env: Vec::new(),
+            env_for: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// The broker's storage engine (default SQLite, which survives a kill).
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Partitions of every topic (default 3).
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// A variable in every process's environment, over the defaults.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// A variable in one process's environment (`sandbox` or a service),
+    /// over the defaults and [`Options::env`].
+    pub fn env_for(mut self, process: &'static str, key: &str, value: impl Into<String>) -> Self {
+        self.env_for.push((process, key.to_owned(), value.into()));
+        self
+    }
+}
+
 pub struct Processes {
-    /// A broker of the run's own, durable (SQLite), to kill and restart.
+    /// A broker of the run's own, to kill and restart.
     pub broker: Nisshi,
     pub pipeline: Pipeline,
     pub ports: BTreeMap<&'static str, u16>,
     pub databases: BTreeMap<&'static str, String>,
     children: BTreeMap<&'static str, Child>,
     bin: PathBuf,
+    options: Options,
 }
 
 /// The directory holding this build's binaries (the test runs from
@@ -46,7 +100,12 @@ fn bin_dir() -> PathBuf {
 }
 
 impl Processes {
+    /// The defaults: a SQLite broker, 3 partitions.
     pub async fn start(label: &str) -> Self {
+        Self::start_with(label, Options::default()).await
+    }
+
+    pub async fn start_with(label: &str, options: Options) -> Self {
         let bin = bin_dir();
         for name in ["sandbox"].into_iter().chain(SERVICES) {
             assert!(
@@ -55,8 +114,9 @@ impl Processes {
                 bin.join(name).display()
             );
         }
-        let broker = Nisshi::start(Storage::Sqlite).await;
-        let pipeline = Pipeline::on(&broker.bootstrap(), label, &Topic::ALL, 3).await;
+        let broker = Nisshi::start(options.storage).await;
+        let pipeline =
+            Pipeline::on(&broker.bootstrap(), label, &Topic::ALL, options.partitions).await;
         let mut ports = BTreeMap::new();
         for name in ["sandbox"].into_iter().chain(SERVICES) {
             ports.insert(name, free_port());
@@ -72,21 +132,14 @@ impl Processes {
             databases,
             children: BTreeMap::new(),
             bin,
+            options,
         };
         processes.start_one("sandbox").await;
         processes
-            .operator(
-                "cbs-debit",
-                &["accounts", "load", "-"],
-                paystream_e2e::ACCOUNTS,
-            )
+            .operator("cbs-debit", &["accounts", "load", "-"], crate::ACCOUNTS)
             .await;
         processes
-            .operator(
-                "notifications",
-                &["contacts", "load", "-"],
-                paystream_e2e::CONTACTS,
-            )
+            .operator("notifications", &["contacts", "load", "-"], crate::CONTACTS)
             .await;
         for name in SERVICES {
             processes.start_one(name).await;
@@ -96,6 +149,19 @@ impl Processes {
 
     pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports[name])
+    }
+
+    /// The gateway's view of a payment (`GET /v1/payments/{id}` with the
+    /// default API key); `None` while the gateway cannot answer.
+    pub async fn payment(&self, http: &reqwest::Client, id: &str) -> Option<serde_json::Value> {
+        http.get(format!("{}/v1/payments/{id}", self.url("gateway")))
+            .bearer_auth(DEV_API_KEY)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
     }
 
     fn command(&self, name: &str) -> Command {
@@ -152,6 +218,12 @@ impl Processes {
             }
             _ => {}
         }
+        command.envs(self.options.env.iter().map(|(key, value)| (key, value)));
+        for (process, key, value) in &self.options.env_for {
+            if *process == name {
+                command.env(key, value);
+            }
+        }
         command
     }
 
@@ -195,6 +267,12 @@ impl Processes {
             },
         )
         .await;
+    }
+
+    /// The pid of a process it started (`sandbox` or a service), while it
+    /// runs: for benchmarks that account each process's CPU.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.get(name).and_then(Child::id)
     }
 
     /// SIGKILL of the broker, then the same broker (port and data) again.
