@@ -5,6 +5,7 @@
 
 mod crash;
 mod multi_topic;
+mod pool;
 mod service;
 
 use std::process::Stdio;
