@@ -13,7 +13,6 @@ mod store;
 
 use std::net::SocketAddr;
 
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -78,10 +77,10 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(config.db_max_connections)
-            .connect(&config.database_url)
-            .await?;
+        // Requests are cancelled when their client hangs up: the guarded pool.
+        let pool =
+            paystream_service_kit::pool::connect(&config.database_url, config.db_max_connections)
+                .await?;
         let store = store::Store::new(pool);
         store.migrate().await?;
         let listener = paystream_service_kit::bind(config.listen).await?;
