@@ -13,6 +13,7 @@ mod store;
 
 use std::net::SocketAddr;
 
+use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -77,10 +78,10 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        // Requests are cancelled when their client hangs up: the guarded pool.
-        let pool =
-            paystream_service_kit::pool::connect(&config.database_url, config.db_max_connections)
-                .await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .connect(&config.database_url)
+            .await?;
         let store = store::Store::new(pool);
         store.migrate().await?;
         let listener = paystream_service_kit::bind(config.listen).await?;
