@@ -7,7 +7,6 @@ pub mod dispatch;
 mod error;
 pub mod http;
 mod listener;
-pub mod pool;
 mod rate;
 pub mod readiness;
 pub mod runtime;

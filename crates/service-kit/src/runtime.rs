@@ -31,6 +31,7 @@ use paystream_bus::{
 use paystream_contract::{Codec, Inbound, Topic};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -87,7 +88,10 @@ impl ServiceBuilder {
         paystream_bus::metrics::init();
         let pool = match &self.database {
             Some((url, migrations, connections)) => {
-                let pool = crate::pool::connect(url, *connections).await?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(*connections)
+                    .connect(url)
+                    .await?;
                 migrate(&pool, migrations).await?;
                 Some(pool)
             }

@@ -5,7 +5,6 @@
 
 mod crash;
 mod multi_topic;
-mod pool;
 mod service;
 
 use std::process::Stdio;
