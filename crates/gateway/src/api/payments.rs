@@ -122,7 +122,14 @@ pub async fn submit(
     if let Err(error) = span.set_parent(incoming_trace_context(&headers)) {
         tracing::debug!(%error, "the request's trace context could not parent its span");
     }
-    let response = async {
+    // On a task of its own, so a client hanging up does not cancel it half
+    // way: sqlx 0.9.0 loses track of a `BEGIN` dropped on the wire and lends
+    // the connection on inside a transaction nobody ends (transact-rs/sqlx
+    // #4393), where the next request's idempotency claim "succeeds", its
+    // event is published, and the claim vanishes — a retry then makes a
+    // second payment. The chaos run found exactly that. A request that
+    // reached us runs to its end; its client retries with the same key.
+    let work = async move {
         let body = match body {
             Ok(body) => body,
             Err(rejection) => return Problem::unreadable_body(&rejection).into_response(),
@@ -132,8 +139,14 @@ pub async fn submit(
             Err(problem) => problem.into_response(),
         }
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    let response = match tokio::spawn(work).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(parent: &span, %error, "the payment request's task failed");
+            Problem::internal().into_response()
+        }
+    };
     span.record("http.response.status_code", response.status().as_u16());
     response
 }
