@@ -24,7 +24,6 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::hash::EntryFields;
 use crate::headers::headers_of;
@@ -224,9 +223,7 @@ impl AuditConsumer {
         {
             span.record("correlation_id", correlation);
         }
-        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(&trace)) {
-            tracing::debug!(%error, "the record's trace context could not parent its receipt");
-        }
+        paystream_bus::headers::continue_trace(&span, &trace);
         self.entry_in_span(record, received_at, shutdown)
             .instrument(span)
             .await

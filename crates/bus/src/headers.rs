@@ -83,6 +83,15 @@ pub fn extract_context(list: &HeaderList) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&ListExtractor(list))
 }
 
+/// Makes `span` continue the trace whose context `list` carries (a record's
+/// headers, a stored cause's, an HTTP request's): a span with none, or an
+/// unreadable one, starts its own trace.
+pub fn continue_trace(span: &tracing::Span, list: &HeaderList) {
+    if let Err(error) = span.set_parent(extract_context(list)) {
+        tracing::debug!(%error, "the trace context could not parent the span");
+    }
+}
+
 /// `traceparent` (and `tracestate`) for a record produced now: the current
 /// span's context when tracing exports OpenTelemetry spans; otherwise a child
 /// of `parent` (the record being handled), or a new trace. Every produced

@@ -475,43 +475,28 @@ async fn main() {
     let header: Vec<String> = outcomes.iter().map(|o| o.engine.to_owned()).collect();
     println!("| process | {} |", header.join(" | "));
     println!("|---|{}", "---:|".repeat(outcomes.len()));
+    // One row: each run's CPU-seconds by `cpu`, per settled payment and as
+    // a share of one core.
+    let row = |name: &str, cpu: &dyn Fn(&Outcome) -> f64| {
+        let cells: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                format!(
+                    "{:.2} ms ({:.0}%)",
+                    1_000.0 * cpu(o) / o.settled_in_window.max(1) as f64,
+                    100.0 * cpu(o) / o.seconds
+                )
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
     if let Some(first) = outcomes.first() {
         for (index, (name, _)) in first.cpu.iter().enumerate() {
-            let cells: Vec<String> = outcomes
-                .iter()
-                .map(|o| {
-                    let cpu = o.cpu[index].1;
-                    format!(
-                        "{:.2} ms ({:.0}%)",
-                        1_000.0 * cpu / o.settled_in_window.max(1) as f64,
-                        100.0 * cpu / o.seconds
-                    )
-                })
-                .collect();
-            println!("| {name} | {} |", cells.join(" | "));
+            row(name, &|o| o.cpu[index].1);
         }
-        let cells: Vec<String> = outcomes
-            .iter()
-            .map(|o| {
-                let cpu: f64 = o.cpu.iter().map(|(_, cpu)| cpu).sum();
-                format!(
-                    "{:.2} ms ({:.0}%)",
-                    1_000.0 * cpu / o.settled_in_window.max(1) as f64,
-                    100.0 * cpu / o.seconds
-                )
-            })
-            .collect();
-        println!("| all of the above | {} |", cells.join(" | "));
-        let cells: Vec<String> = outcomes
-            .iter()
-            .map(|o| {
-                format!(
-                    "{:.2} ms ({:.0}%)",
-                    1_000.0 * o.machine_busy / o.settled_in_window.max(1) as f64,
-                    100.0 * o.machine_busy / o.seconds
-                )
-            })
-            .collect();
-        println!("| whole machine (busy) | {} |", cells.join(" | "));
+        row("all of the above", &|o| {
+            o.cpu.iter().map(|(_, cpu)| cpu).sum()
+        });
+        row("whole machine (busy)", &|o| o.machine_busy);
     }
 }

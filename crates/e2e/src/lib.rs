@@ -228,6 +228,24 @@ impl Stack {
     }
 }
 
+/// `GET /v1/payments/{payment_id}` at the gateway `gateway_url` as the client
+/// `api_key`; `None` while the gateway cannot answer.
+pub async fn payment_view(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    api_key: &str,
+    payment_id: &str,
+) -> Option<serde_json::Value> {
+    http.get(format!("{gateway_url}/v1/payments/{payment_id}"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// The body of a `POST /v1/payments` of 250.00 EUR from `debtor` (at a
 /// British bank) to `creditor` (at a French bank), from a British IP address.
 pub fn credit_transfer(debtor: &str, creditor: &str) -> serde_json::Value {
@@ -244,15 +262,13 @@ pub fn credit_transfer(debtor: &str, creditor: &str) -> serde_json::Value {
 impl Stack {
     /// The gateway's view of a payment; `None` while it cannot answer.
     pub async fn payment(&self, payment_id: &str) -> Option<serde_json::Value> {
-        reqwest::Client::new()
-            .get(format!("{}/v1/payments/{payment_id}", self.gateway.url()))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
+        payment_view(
+            &reqwest::Client::new(),
+            &self.gateway.url(),
+            API_KEY,
+            payment_id,
+        )
+        .await
     }
 
     /// `POST /v1/payments` of 250.00 EUR from `debtor` to [`CREDITOR`],

@@ -154,14 +154,7 @@ impl Processes {
     /// The gateway's view of a payment (`GET /v1/payments/{id}` with the
     /// default API key); `None` while the gateway cannot answer.
     pub async fn payment(&self, http: &reqwest::Client, id: &str) -> Option<serde_json::Value> {
-        http.get(format!("{}/v1/payments/{id}", self.url("gateway")))
-            .bearer_auth(DEV_API_KEY)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
+        crate::payment_view(http, &self.url("gateway"), DEV_API_KEY, id).await
     }
 
     fn command(&self, name: &str) -> Command {

@@ -25,7 +25,6 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::METRICS;
 use crate::store::{self, Notification, State, StoreError};
@@ -75,11 +74,7 @@ impl Dispatch for Deliverer {
             attempt = notification.attempts,
         );
         // The announcement continues the payment's trace, not a new one.
-        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(
-            &notification.cause_headers,
-        )) {
-            tracing::debug!(%error, "the notification's trace context could not be continued");
-        }
+        paystream_bus::headers::continue_trace(&span, &notification.cause_headers);
         let result = self.deliver(&notification).instrument(span.clone()).await;
         if let Err(error) = result {
             tracing::warn!(parent: &span, %error, "the notification stays as it is until its lease runs out");

@@ -14,7 +14,6 @@ use paystream_contract::{ReasonCode, RtgsRejected, RtgsSettled, RtgsSubmitted};
 use paystream_iso20022::StatusReport;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::metrics::METRICS;
@@ -103,11 +102,7 @@ impl Outcomes {
             status = report.status.code(),
             via = via.name(),
         );
-        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(
-            &submission.cause_headers,
-        )) {
-            tracing::debug!(%error, "the submission's trace context could not be continued");
-        }
+        paystream_bus::headers::continue_trace(&span, &submission.cause_headers);
         async move {
             let effect = state::effect(submission.state, report.status);
             if !log_report(&mut tx, uetr, report, via, effect).await? {

@@ -27,7 +27,6 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::METRICS;
 use crate::outcome::{Outcomes, Via};
@@ -115,11 +114,7 @@ impl Sender {
             rail.outcome = Empty,
         );
         // The send continues the payment's trace, not a new one.
-        if let Err(error) = span.set_parent(paystream_bus::headers::extract_context(
-            &submission.cause_headers,
-        )) {
-            tracing::debug!(%error, "the submission's trace context could not be continued");
-        }
+        paystream_bus::headers::continue_trace(&span, &submission.cause_headers);
         let result = async {
             match submission.state {
                 State::Submitting => self.send(&submission).await,

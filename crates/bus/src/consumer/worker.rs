@@ -19,7 +19,6 @@ use rdkafka::message::OwnedMessage;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::partitions::{Batch, PartitionWork, now_ms};
 use super::{ConsumerSettings, Record, RecordMeta};
@@ -183,9 +182,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
             event_id = tracing::field::Empty,
         );
         // Continues the producer's trace: the consume span is its child.
-        if let Err(error) = span.set_parent(headers::extract_context(&headers)) {
-            tracing::debug!(%error, "the record's trace context could not parent the consume span");
-        }
+        headers::continue_trace(&span, &headers);
         self.process_in_span(record, headers, cancel)
             .instrument(span)
             .await

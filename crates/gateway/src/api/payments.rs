@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use super::{App, NotAcked, db_error, send_within};
@@ -119,9 +118,7 @@ pub async fn submit(
         http.response.status_code = tracing::field::Empty,
     );
     // A client that traces its own calls sees the payment inside its trace.
-    if let Err(error) = span.set_parent(incoming_trace_context(&headers)) {
-        tracing::debug!(%error, "the request's trace context could not parent its span");
-    }
+    paystream_bus::headers::continue_trace(&span, &trace_context(&headers));
     // On a task of its own, so a client hanging up does not cancel it half
     // way: sqlx 0.9.0 loses track of a `BEGIN` dropped on the wire and lends
     // the connection on inside a transaction nobody ends (transact-rs/sqlx
@@ -151,18 +148,17 @@ pub async fn submit(
     response
 }
 
-/// The W3C trace context of an incoming request (`traceparent`,
-/// `tracestate`); an empty context when it has none or an unreadable one.
-fn incoming_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
-    let list: paystream_bus::headers::HeaderList = ["traceparent", "tracestate"]
+/// An incoming request's W3C trace-context headers (`traceparent`,
+/// `tracestate`), as the bus reads them from a record.
+fn trace_context(headers: &HeaderMap) -> paystream_bus::headers::HeaderList {
+    ["traceparent", "tracestate"]
         .into_iter()
         .filter_map(|name| {
             headers
                 .get(name)
                 .map(|value| (name.to_owned(), value.as_bytes().to_vec()))
         })
-        .collect();
-    paystream_bus::headers::extract_context(&list)
+        .collect()
 }
 
 async fn submit_inner(
