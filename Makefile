@@ -28,11 +28,11 @@ test: dev-up ## Unit and integration tests against the real broker, registry and
 .PHONY: bench
 bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHMARKS.md)
 	cargo bench -p paystream-bus --bench consumer_throughput
-	cargo bench -p paystream-validation --bench validation_throughput
-	cargo bench -p paystream-gateway --bench gateway_throughput
 	cargo bench -p paystream-cbs-debit --bench hold_throughput
 	cargo bench -p paystream-rtgs-gateway --bench submission_throughput
 	cargo build --release --bins
+	cargo bench -p paystream-e2e --bench front_door
+	cargo bench -p paystream-validation --bench validation_throughput
 	cargo bench -p paystream-e2e --bench pipeline_throughput
 
 .PHONY: dev-up

@@ -115,8 +115,13 @@ impl KafkaConfig {
             .set(
                 "message.timeout.ms",
                 self.ack_timeout().as_millis().to_string(),
-            )
-            .set("linger.ms", "2");
+            );
+        // A default, not a guarantee: `PAYSTREAM_KAFKA_PROPERTIES` may set
+        // its own (a front door trades batching for latency differently
+        // from a relay).
+        if config.get("linger.ms").is_none() {
+            config.set("linger.ms", "2");
+        }
         config
     }
 

@@ -198,6 +198,10 @@ pub struct Codec {
     registry: RegistryClient,
     registration: Registration,
     writer_ids: Arc<RwLock<HashMap<Topic, u32>>>,
+    /// Held while a writer id is fetched, so a burst of first sends (a
+    /// batch of a thousand payments on a cold gateway) makes one registry
+    /// call, not one each.
+    writer_lookup: Arc<tokio::sync::Mutex<()>>,
     writer_schemas: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
 }
 
@@ -207,6 +211,7 @@ impl Codec {
             registry,
             registration,
             writer_ids: Arc::default(),
+            writer_lookup: Arc::default(),
             writer_schemas: Arc::default(),
         }
     }
@@ -217,6 +222,11 @@ impl Codec {
 
     /// The schema id this binary writes `topic` with.
     pub async fn writer_id(&self, topic: Topic) -> Result<u32, EncodeError> {
+        if let Some(id) = read(&self.writer_ids).get(&topic) {
+            return Ok(*id);
+        }
+        let _lookup = self.writer_lookup.lock().await;
+        // Another caller may have fetched it while this one waited.
         if let Some(id) = read(&self.writer_ids).get(&topic) {
             return Ok(*id);
         }

@@ -43,7 +43,7 @@ use paystream_contract::{RtgsSettled, Topic};
 use paystream_e2e::processes::{Options, Processes, SERVICES};
 use paystream_testkit::kafka;
 use paystream_testkit::nisshi::Storage;
-use paystream_testkit::procfs::{broker_pid, clock_ticks, machine, processes, stat};
+use paystream_testkit::procfs::{CpuSample, broker_pid};
 use rdkafka::Message;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -175,37 +175,6 @@ async fn submit(http: &reqwest::Client, gateway: &str, run: &str, n: usize) -> U
 
 /// (submitted, settled) of every payment a worker completed.
 type Done = Vec<(Instant, Instant)>;
-
-/// CPU ticks so far of every part of the run.
-#[derive(Debug, Clone, Default)]
-struct Cpu {
-    parts: Vec<(String, u64)>,
-    machine_busy: u64,
-}
-
-fn cpu_now(pids: &[(String, Option<String>)]) -> Cpu {
-    let mut parts: Vec<(String, u64)> = pids
-        .iter()
-        .map(|(name, pid)| {
-            let ticks = pid.as_deref().and_then(stat).map_or(0, |(_, own, _)| own);
-            (name.clone(), ticks)
-        })
-        .collect();
-    // Backends that exit are reaped by the postmaster, whose cutime then
-    // holds their CPU: counting it keeps their share in the window.
-    let postgres = processes()
-        .into_iter()
-        .filter(|(_, comm, _, _)| comm == "postgres")
-        .map(|(_, _, own, children)| own + children)
-        .sum();
-    parts.push(("PostgreSQL".to_owned(), postgres));
-    let bench = stat("self").map_or(0, |(_, own, _)| own);
-    parts.push(("bench process".to_owned(), bench));
-    Cpu {
-        parts,
-        machine_busy: machine().0,
-    }
-}
 
 struct Outcome {
     engine: &'static str,
@@ -357,9 +326,9 @@ async fn run(
 
     tokio::time::sleep(warmup).await;
     let window_start = Instant::now();
-    let cpu_before = cpu_now(&pids);
+    let cpu_before = CpuSample::now(&pids);
     tokio::time::sleep(window).await;
-    let cpu_after = cpu_now(&pids);
+    let cpu_after = CpuSample::now(&pids);
     let window_end = Instant::now();
     stop.store(true, Ordering::Relaxed);
     let mut done: Done = Vec::new();
@@ -384,15 +353,7 @@ async fn run(
         .map(|(submitted, settled)| settled.duration_since(*submitted))
         .collect();
     latencies.sort();
-    let ticks = clock_ticks() as f64;
-    let cpu = cpu_after
-        .parts
-        .iter()
-        .zip(&cpu_before.parts)
-        .map(|((name, after), (_, before))| {
-            (name.clone(), after.saturating_sub(*before) as f64 / ticks)
-        })
-        .collect();
+    let (cpu, machine_busy) = cpu_after.seconds_since(&cpu_before);
     let seconds = window_end.duration_since(window_start).as_secs_f64();
     Outcome {
         engine,
@@ -404,10 +365,7 @@ async fn run(
         p99: percentile(&latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
         cpu,
-        machine_busy: cpu_after
-            .machine_busy
-            .saturating_sub(cpu_before.machine_busy) as f64
-            / ticks,
+        machine_busy,
     }
 }
 

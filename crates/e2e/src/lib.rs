@@ -7,6 +7,7 @@
 //! service runtime, on `127.0.0.1:0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod load;
 pub mod processes;
 
 use paystream_contract::Topic;
@@ -295,6 +296,23 @@ impl Stack {
     }
 }
 
+/// The card processor's webhook for one validated card transaction of
+/// `amount` (a decimal string) in EUR on [`CARD`], signed with
+/// [`WEBHOOK_SECRET`].
+pub fn card_webhook(card_transaction_id: &str, amount: &str) -> String {
+    let payload = serde_json::json!({ "cardtransactions": [{
+        "cardtransactionId": card_transaction_id, "cardId": CARD, "amount": amount,
+        "currency": "EUR", "cardtransactionStatus": "VALIDATED", "merchantName": "SNCF Automate",
+        "merchantCountry": "FR", "codeStatus": "170006", "createdDate": "2026-11-30 09:30:00"
+    }]})
+    .to_string();
+    let signature = paystream_gateway::api::webhooks::sign(WEBHOOK_SECRET.as_bytes(), &payload);
+    format!(
+        r#"{{"webhook":"cardtransaction.create","webhook_id":"{}","object":"cardtransaction","object_id":"{card_transaction_id}","object_payload":{payload},"object_payload_signature":"{signature}"}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
 impl Stack {
     /// The card processor's signed webhook for one validated card
     /// transaction of `amount` (a decimal string) in EUR on [`CARD`].
@@ -303,17 +321,7 @@ impl Stack {
         card_transaction_id: &str,
         amount: &str,
     ) -> reqwest::Response {
-        let payload = serde_json::json!({ "cardtransactions": [{
-            "cardtransactionId": card_transaction_id, "cardId": CARD, "amount": amount,
-            "currency": "EUR", "cardtransactionStatus": "VALIDATED", "merchantName": "SNCF Automate",
-            "merchantCountry": "FR", "codeStatus": "170006", "createdDate": "2026-11-30 09:30:00"
-        }]})
-        .to_string();
-        let signature = paystream_gateway::api::webhooks::sign(WEBHOOK_SECRET.as_bytes(), &payload);
-        let body = format!(
-            r#"{{"webhook":"cardtransaction.create","webhook_id":"{}","object":"cardtransaction","object_id":"{card_transaction_id}","object_payload":{payload},"object_payload_signature":"{signature}"}}"#,
-            uuid::Uuid::new_v4()
-        );
+        let body = card_webhook(card_transaction_id, amount);
         reqwest::Client::new()
             .post(format!(
                 "{}/v1/webhooks/card-transactions",

@@ -40,6 +40,8 @@ pub struct Options {
     partitions: i32,
     env: Vec<(String, String)>,
     env_for: Vec<(&'static str, String, String)>,
+    services: Vec<&'static str>,
+    database_options: Option<String>,
 }
 
 impl Default for Options {
@@ -49,6 +51,8 @@ impl Default for Options {
             partitions: 3,
             env: Vec::new(),
             env_for: Vec::new(),
+            services: SERVICES.to_vec(),
+            database_options: None,
         }
     }
 }
@@ -69,6 +73,21 @@ impl Options {
     /// A variable in every process's environment, over the defaults.
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Only these services (default: all six), for a benchmark of one
+    /// part; the sandbox starts with them.
+    pub fn only(mut self, services: &[&'static str]) -> Self {
+        self.services = services.to_vec();
+        self
+    }
+
+    /// Connection options on every service's database URL, e.g.
+    /// `sslmode=disable` for a benchmark that should not count TLS on
+    /// loopback.
+    pub fn database_options(mut self, options: &str) -> Self {
+        self.database_options = Some(options.to_owned());
         self
     }
 
@@ -107,7 +126,8 @@ impl Processes {
 
     pub async fn start_with(label: &str, options: Options) -> Self {
         let bin = bin_dir();
-        for name in ["sandbox"].into_iter().chain(SERVICES) {
+        let services = options.services.clone();
+        for name in ["sandbox"].into_iter().chain(services.iter().copied()) {
             assert!(
                 bin.join(name).exists(),
                 "{} is not built (cargo build --bins)",
@@ -118,12 +138,17 @@ impl Processes {
         let pipeline =
             Pipeline::on(&broker.bootstrap(), label, &Topic::ALL, options.partitions).await;
         let mut ports = BTreeMap::new();
-        for name in ["sandbox"].into_iter().chain(SERVICES) {
+        for name in ["sandbox"].into_iter().chain(services.iter().copied()) {
             ports.insert(name, free_port());
         }
         let mut databases = BTreeMap::new();
-        for name in SERVICES {
-            databases.insert(name, fresh_database().await.url);
+        for &name in &services {
+            let url = fresh_database().await.url;
+            let url = match &options.database_options {
+                Some(query) => format!("{url}?{query}"),
+                None => url,
+            };
+            databases.insert(name, url);
         }
         let mut processes = Self {
             broker,
@@ -135,13 +160,17 @@ impl Processes {
             options,
         };
         processes.start_one("sandbox").await;
-        processes
-            .operator("cbs-debit", &["accounts", "load", "-"], crate::ACCOUNTS)
-            .await;
-        processes
-            .operator("notifications", &["contacts", "load", "-"], crate::CONTACTS)
-            .await;
-        for name in SERVICES {
+        if services.contains(&"cbs-debit") {
+            processes
+                .operator("cbs-debit", &["accounts", "load", "-"], crate::ACCOUNTS)
+                .await;
+        }
+        if services.contains(&"notifications") {
+            processes
+                .operator("notifications", &["contacts", "load", "-"], crate::CONTACTS)
+                .await;
+        }
+        for name in services {
             processes.start_one(name).await;
         }
         processes
@@ -176,11 +205,13 @@ impl Processes {
                 command
                     .env("PAYSTREAM_SANDBOX_RTGS_RAIL", "settle=20ms")
                     .env("PAYSTREAM_SANDBOX_RTGS_CLOSED_ACCOUNTS", CLOSED_CREDITOR)
-                    .env("PAYSTREAM_SANDBOX_RTGS_CALLBACK_SECRET", RAIL_SECRET)
-                    .env(
+                    .env("PAYSTREAM_SANDBOX_RTGS_CALLBACK_SECRET", RAIL_SECRET);
+                if self.ports.contains_key("rtgs-gateway") {
+                    command.env(
                         "PAYSTREAM_SANDBOX_RTGS_CALLBACK_URL",
                         format!("{}/v1/rail/status-reports", self.url("rtgs-gateway")),
                     );
+                }
             }
             "validation" => {
                 command

@@ -131,6 +131,17 @@ impl Guard {
         }
     }
 
+    /// Counts `n` more requests against `client`'s rate, for work already
+    /// admitted: a batch of n payments costs what n payments cost, paid
+    /// back before the client's next request passes.
+    pub fn charge(&self, client: &ClientId, n: usize) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        buckets
+            .entry(client.0.clone())
+            .or_insert_with(|| TokenBucket::new(self.rate_per_client))
+            .charge(n as f64, Instant::now());
+    }
+
     fn admit(&self, client: &ClientId) -> Result<(), std::time::Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         buckets
@@ -173,6 +184,9 @@ pub async fn require_client(
         );
     }
     request.extensions_mut().insert(client);
+    // A handler whose request counts as more than one (a batch) charges
+    // the rest through it.
+    request.extensions_mut().insert(guard);
     next.run(request).await
 }
 

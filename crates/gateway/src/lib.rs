@@ -5,6 +5,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod group_commit;
+pub mod metrics;
 pub mod openapi;
 pub mod payment_request;
 pub mod problem;
@@ -62,6 +64,7 @@ impl Server {
         let pool = service.pool().cloned().ok_or_else(|| {
             ServiceError::Config("the gateway runs only with its database".into())
         })?;
+        metrics::register();
         let store = store::Store::new(pool);
         let app = api::App {
             store,

@@ -1,10 +1,10 @@
-//! The client: admission (breaker, `Retry-After` pause, rate), one try, and
-//! the retry loop around them.
+//! The client: admission (breaker, the provider's pause, our rate), one
+//! try, what its answer says of the provider's rate limit, and the retry
+//! loop around them.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use paystream_service_kit::TokenBucket;
 use rand::Rng;
 use reqwest::{Method, StatusCode, Url, header};
 use tokio::sync::Semaphore;
@@ -12,8 +12,10 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::breaker::{Breaker, Pass};
+use crate::bucket::Bucket;
 use crate::error::{BuildError, CallError, Refused, Unavailable};
-use crate::metrics::{self, METRICS, Outcome};
+use crate::metrics::{self, HeldBack, METRICS, Outcome};
+use crate::rate_limit_headers::{self, Advice};
 use crate::request::{Answer, Request};
 use crate::retry_after;
 use crate::settings::ProviderSettings;
@@ -22,7 +24,7 @@ use crate::settings::ProviderSettings;
 /// a day is a day even for the most patient caller.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// A 429 without a `Retry-After` that can be read.
+/// A 429 with neither a `Retry-After` nor a rate-limit reset that can be read.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What a refusal keeps of the provider's answer: enough to say why.
@@ -41,6 +43,10 @@ struct Inner {
     base: Url,
     http: reqwest::Client,
     settings: ProviderSettings,
+    /// The configured rate and burst: what the provider announces can lower
+    /// the bucket's, never raise them past these.
+    rate: f64,
+    burst: f64,
     in_flight: Semaphore,
     breaker: Breaker,
     gate: Mutex<Gate>,
@@ -49,8 +55,9 @@ struct Inner {
 /// What every caller waits for before a try.
 #[derive(Debug)]
 struct Gate {
-    bucket: TokenBucket,
-    /// From a 429's `Retry-After`: nobody calls before then.
+    bucket: Bucket,
+    /// From a 429's `Retry-After`, or an answer saying nothing is left
+    /// until the provider's quota resets: nobody calls before then.
     paused_until: Option<Instant>,
 }
 
@@ -83,6 +90,9 @@ impl ProviderClient {
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err(bad_url("not an http or https URL".into()));
         }
+        if settings.burst == Some(0) {
+            return Err(BuildError::Burst { provider: name });
+        }
         if settings.max_retry_after > MAX_RETRY_AFTER {
             return Err(BuildError::MaxRetryAfter {
                 provider: name,
@@ -98,6 +108,9 @@ impl ProviderClient {
                 provider: name,
                 source,
             })?;
+        let rate = settings.rate_per_second.max(1);
+        let (rate, burst) = (f64::from(rate), f64::from(settings.burst.unwrap_or(rate)));
+        METRICS.rate.with_label_values(&[name]).set(rate);
         Ok(Self {
             inner: Arc::new(Inner {
                 name,
@@ -106,9 +119,11 @@ impl ProviderClient {
                 in_flight: Semaphore::new(settings.concurrency.max(1)),
                 breaker: Breaker::new(name, settings.breaker_threshold, settings.breaker_cool_down),
                 gate: Mutex::new(Gate {
-                    bucket: TokenBucket::new(f64::from(settings.rate_per_second.max(1))),
+                    bucket: Bucket::new(rate, burst, Instant::now()),
                     paused_until: None,
                 }),
+                rate,
+                burst,
                 settings,
             }),
         })
@@ -259,13 +274,15 @@ impl ProviderClient {
         }
     }
 
-    /// A breaker pass once any `Retry-After` pause is over and the rate
-    /// allows a try; refused at once if a wait would end past `deadline`.
+    /// A breaker pass once any pause the provider asked for is over and
+    /// the rate allows a try; refused at once if a wait would end past
+    /// `deadline`. A try held back is counted once per reason.
     async fn admit(&self, deadline: Option<Instant>) -> Result<Pass<'_>, CallError> {
         let Some(pass) = self.inner.breaker.admit() else {
             metrics::count(self.inner.name, Outcome::CircuitOpen);
             return Err(self.unavailable(Unavailable::CircuitOpen));
         };
+        let (mut paused, mut rated) = (false, false);
         loop {
             let now = Instant::now();
             let wait = {
@@ -277,8 +294,18 @@ impl ProviderClient {
             };
             let (wait, reason) = match wait {
                 None => return Ok(pass),
-                Some(Wait::Paused(wait)) => (wait, Unavailable::Throttled { wait }),
-                Some(Wait::Rate(wait)) => (wait, Unavailable::Deadline),
+                Some(Wait::Paused(wait)) => {
+                    if !std::mem::replace(&mut paused, true) {
+                        metrics::held_back(self.inner.name, HeldBack::Pause);
+                    }
+                    (wait, Unavailable::Throttled { wait })
+                }
+                Some(Wait::Rate(wait)) => {
+                    if !std::mem::replace(&mut rated, true) {
+                        metrics::held_back(self.inner.name, HeldBack::Rate);
+                    }
+                    (wait, Unavailable::Deadline)
+                }
             };
             if deadline.is_some_and(|deadline| now + wait > deadline) {
                 metrics::count(self.inner.name, Outcome::Deadline);
@@ -289,9 +316,42 @@ impl ProviderClient {
     }
 
     fn pause(&self, until: Instant) {
+        self.gate().pause(until);
+    }
+
+    /// Keeps under what an answer says of the provider's rate limit, before
+    /// the provider has to say 429: its announced rate and quota lower ours
+    /// (never past the configured ones); we hold no more tokens than it says
+    /// it has left; and when it has none left, nobody calls until its quota
+    /// resets (cut to `max_retry_after`, like a `Retry-After`).
+    fn heed(&self, advice: &Advice) {
+        let name = self.inner.name;
+        let now = Instant::now();
         let mut gate = self.gate();
-        if gate.paused_until.is_none_or(|current| current < until) {
-            gate.paused_until = Some(until);
+        let lowered = advice.policy.and_then(|policy| {
+            let rate = policy.per_second.min(self.inner.rate);
+            let burst = (policy.quota as f64).min(self.inner.burst);
+            gate.bucket
+                .set_limits(rate, burst, now)
+                .then(|| (gate.bucket.rate(), gate.bucket.burst()))
+        });
+        if let Some(remaining) = advice.remaining {
+            gate.bucket.at_most(remaining as f64, now);
+            if remaining == 0
+                && let Some(reset) = advice.reset
+            {
+                gate.pause(now + reset.min(self.inner.settings.max_retry_after));
+            }
+        }
+        drop(gate);
+        if let Some((rate, burst)) = lowered {
+            METRICS.rate.with_label_values(&[name]).set(rate);
+            tracing::info!(
+                provider = name,
+                rate,
+                burst,
+                "keeping to the provider's announced rate limit"
+            );
         }
     }
 
@@ -306,12 +366,17 @@ impl ProviderClient {
         };
         let status = response.status();
         tracing::Span::current().record("http.response.status_code", status.as_u16());
+        // Any answer may say what is left of the provider's limit, a 429 too.
+        let now = chrono::Utc::now();
+        let advice = rate_limit_headers::read(response.headers(), now);
+        self.heed(&advice);
         if status == StatusCode::TOO_MANY_REQUESTS {
             let asked = response
                 .headers()
                 .get(header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| retry_after::parse(value, chrono::Utc::now()))
+                .and_then(|value| retry_after::parse(value, now))
+                .or(advice.reset)
                 .unwrap_or(DEFAULT_RETRY_AFTER);
             return Attempt::Throttled(asked);
         }
@@ -333,6 +398,15 @@ impl ProviderClient {
                 body: body.to_vec(),
             }),
             Err(error) => Attempt::Failed(transport(&error)),
+        }
+    }
+}
+
+impl Gate {
+    /// Nobody calls before `until`; a later pause already set stands.
+    fn pause(&mut self, until: Instant) {
+        if self.paused_until.is_none_or(|current| current < until) {
+            self.paused_until = Some(until);
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
+    /// A burst of zero would let no call through, ever.
+    #[error("provider {provider}: a burst of 0 lets no call through")]
+    Burst { provider: &'static str },
     #[error("provider {provider}: max_retry_after of {max:?} is over a day")]
     MaxRetryAfter {
         provider: &'static str,

@@ -3,8 +3,9 @@
 //!
 //! One [`ProviderClient`] per provider holds one pooled HTTP client, a cap on
 //! calls in flight, a token bucket that keeps under the provider's documented
-//! rate, the provider's `Retry-After` (honoured by every caller at once, cut
-//! to a maximum), a timeout per try, jittered retries of timeouts, connection
+//! rate and burst, lowered to what the provider announces in its `RateLimit`
+//! headers, the provider's `Retry-After` and "nothing left until the reset"
+//! (honoured by every caller at once, cut to a maximum), a timeout per try, jittered retries of timeouts, connection
 //! errors and 5xx, and a circuit breaker that stops calling a provider that
 //! keeps failing.
 //!
@@ -30,9 +31,11 @@
 //! ([`CallError::Refused`]).
 
 mod breaker;
+mod bucket;
 mod client;
 mod error;
 pub mod metrics;
+mod rate_limit_headers;
 mod request;
 mod retry_after;
 mod settings;

@@ -4,14 +4,22 @@
 use std::sync::LazyLock;
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
 pub struct Metrics {
     /// Tries by provider and outcome: ok, throttled, failed, refused,
-    /// circuit_open, deadline.
+    /// circuit_open, deadline. `throttled` is the provider's 429s.
     pub calls: IntCounterVec,
     /// Time of one successful try, by provider.
     pub seconds: HistogramVec,
+    /// Tries we held back ourselves before sending, by provider and `by`:
+    /// `rate` (our token bucket had no token yet) or `pause` (a wait the
+    /// provider asked for: `Retry-After`, or nothing left until its reset).
+    /// Each try counts at most once per `by`.
+    pub held_back: IntCounterVec,
+    /// Tries per second the client allows itself now, by provider: the
+    /// configured rate, or the lower one the provider announces.
+    pub rate: GaugeVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -32,6 +40,28 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
                 "Time of one successful try of a provider call",
             )
             .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            &["provider"],
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}")),
+    ),
+    held_back: register(
+        IntCounterVec::new(
+            Opts::new(
+                "paystream_provider_throttled_total",
+                "Tries of provider calls we held back before sending: by our own rate \
+                 (token bucket) or by a pause the provider asked for",
+            ),
+            &["provider", "by"],
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}")),
+    ),
+    rate: register(
+        GaugeVec::new(
+            Opts::new(
+                "paystream_provider_rate_per_second",
+                "Tries per second the client allows itself: the configured rate or the \
+                 provider's lower announced one",
+            ),
             &["provider"],
         )
         .unwrap_or_else(|error| unreachable!("static metric definition: {error}")),
@@ -75,4 +105,22 @@ pub(crate) fn count(provider: &str, outcome: Outcome) {
         .calls
         .with_label_values(&[provider, outcome.label()])
         .inc();
+}
+
+/// Why a try waited before it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeldBack {
+    /// Our token bucket had no token yet.
+    Rate,
+    /// The provider asked us to wait (`Retry-After`, or nothing left until
+    /// its quota resets).
+    Pause,
+}
+
+pub(crate) fn held_back(provider: &str, by: HeldBack) {
+    let by = match by {
+        HeldBack::Rate => "rate",
+        HeldBack::Pause => "pause",
+    };
+    METRICS.held_back.with_label_values(&[provider, by]).inc();
 }

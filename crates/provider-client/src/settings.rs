@@ -5,8 +5,15 @@ use std::time::Duration;
 pub struct ProviderSettings {
     /// Calls in flight at most.
     pub concurrency: usize,
-    /// Calls per second at most (the provider's documented rate).
+    /// Tries per second at most (the provider's documented rate). A
+    /// provider that announces a lower rate in its `RateLimit` headers is
+    /// kept under that instead; never above this.
     pub rate_per_second: u32,
+    /// Tries sent at once at most after a quiet spell (the token bucket's
+    /// capacity; the provider's documented burst). `None` is one second of
+    /// `rate_per_second`. Lowered, like the rate, to a smaller quota the
+    /// provider announces.
+    pub burst: Option<u32>,
     /// Timeout of one try.
     pub timeout: Duration,
     /// Tries per call for timeouts, connection errors and 5xx.
@@ -28,6 +35,7 @@ impl Default for ProviderSettings {
         Self {
             concurrency: 256,
             rate_per_second: 5_000,
+            burst: None,
             timeout: Duration::from_secs(2),
             attempts: 3,
             breaker_threshold: 20,

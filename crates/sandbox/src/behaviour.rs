@@ -7,7 +7,10 @@
 //! - `errors=0.05` share of requests answered 503
 //! - `timeouts=0.01` share of requests that hang (answered after `hang`)
 //! - `hang=30s` how long a hanging request hangs (default 60s)
-//! - `rate=100/s` token bucket; requests over it get 429 with `Retry-After`
+//! - `rate=100/s` token bucket; requests over it get 429 with `Retry-After`,
+//!   and every answer carries the RateLimit headers ([`crate::rate_limit`])
+//! - `burst=20` how many requests the bucket takes at once (default: one
+//!   second of the rate)
 //! - `throttle=120` every request is answered 429 with `Retry-After: 120`,
 //!   any number of seconds however absurd (real providers can say anything);
 //!   `throttle=date:120` says it as an HTTP-date 120 s ahead instead
@@ -16,11 +19,14 @@
 //! An empty spec (or `ok`) is a healthy, instant provider.
 //!
 //! Each provider also keeps the last requests it received ([`Control::received`]),
-//! so a test can see what a client actually sent: path, query and headers.
+//! so a test can see what a client actually sent: path, query and headers;
+//! and counts the requests it received and the 429s it answered
+//! ([`Control::report`]), so a test can hold a client to a bound.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,8 +34,10 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use paystream_service_kit::TokenBucket;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::rate_limit::{Limiter, RateLimit, whole_seconds_up};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Latency {
@@ -90,8 +98,9 @@ pub struct Behaviour {
     pub error_rate: f64,
     pub timeout_rate: f64,
     pub hang: Duration,
-    /// Requests per second the provider accepts before answering 429.
-    pub rate_limit: Option<u32>,
+    /// Requests per second the provider accepts (and how many at once)
+    /// before answering 429.
+    pub rate_limit: Option<RateLimit>,
     /// Every request answered 429 with this `Retry-After`.
     pub throttle: Option<RetryAfter>,
     pub down: bool,
@@ -114,7 +123,7 @@ impl Default for Behaviour {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
     #[error(
-        "unknown setting `{0}` (expected latency, errors, timeouts, hang, rate, throttle or down)"
+        "unknown setting `{0}` (expected latency, errors, timeouts, hang, rate, burst, throttle or down)"
     )]
     UnknownSetting(String),
     #[error("`{setting}`: {reason}")]
@@ -231,6 +240,7 @@ impl FromStr for Behaviour {
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let mut behaviour = Behaviour::default();
+        let (mut rate, mut burst) = (None, None);
         for setting in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, value) = setting.split_once('=').unwrap_or((setting, ""));
             match name.trim() {
@@ -242,21 +252,39 @@ impl FromStr for Behaviour {
                 "hang" => behaviour.hang = duration("hang", value)?,
                 "rate" => {
                     let per_second = value.strip_suffix("/s").unwrap_or(value);
-                    let rate: u32 = per_second
+                    let per_second: u32 = per_second
                         .parse()
                         .map_err(|_| bad("rate", "requests per second, e.g. 100/s"))?;
-                    if rate == 0 {
+                    if per_second == 0 {
                         return Err(bad(
                             "rate",
                             "must be at least 1/s (use `down` to refuse all)",
                         ));
                     }
-                    behaviour.rate_limit = Some(rate);
+                    rate = Some(per_second);
+                }
+                "burst" => {
+                    let at_once: u32 = value
+                        .parse()
+                        .map_err(|_| bad("burst", "requests at once, e.g. burst=20"))?;
+                    if at_once == 0 {
+                        return Err(bad("burst", "must be at least 1"));
+                    }
+                    burst = Some(at_once);
                 }
                 "throttle" => behaviour.throttle = Some(parse_throttle(value)?),
                 other => return Err(SpecError::UnknownSetting(other.to_owned())),
             }
         }
+        behaviour.rate_limit = match (rate, burst) {
+            (Some(per_second), burst) => Some(RateLimit {
+                per_second,
+                // One second of the rate, as most providers document it.
+                burst: burst.unwrap_or(per_second),
+            }),
+            (None, Some(_)) => return Err(bad("burst", "needs a rate, e.g. rate=50/s,burst=10")),
+            (None, None) => None,
+        };
         Ok(behaviour)
     }
 }
@@ -281,8 +309,8 @@ impl fmt::Display for Behaviour {
                 self.hang.as_millis()
             ));
         }
-        if let Some(rate) = self.rate_limit {
-            parts.push(format!("rate={rate}/s"));
+        if let Some(rate_limit) = self.rate_limit {
+            parts.push(rate_limit.to_string());
         }
         match self.throttle {
             Some(RetryAfter::Seconds(seconds)) => parts.push(format!("throttle={seconds}")),
@@ -306,8 +334,23 @@ pub struct Control {
 struct ControlInner {
     provider: &'static str,
     behaviour: RwLock<Behaviour>,
-    bucket: Mutex<Option<TokenBucket>>,
+    bucket: Mutex<Option<Limiter>>,
     received: Mutex<VecDeque<Received>>,
+    /// Requests received, ever.
+    requests: AtomicU64,
+    /// 429s answered, ever: by the rate limit or by `throttle`.
+    throttled: AtomicU64,
+}
+
+/// What a provider received and how many it throttled, since it started:
+/// `GET /admin/providers/{provider}/report`, or [`Control::report`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderReport {
+    /// Requests that reached the provider, whatever became of them.
+    pub requests: u64,
+    /// Of those, the ones answered 429 Too Many Requests.
+    pub throttled: u64,
 }
 
 /// A request a provider received, as the client sent it.
@@ -324,15 +367,15 @@ const RECEIVED_KEPT: usize = 1024;
 
 impl Control {
     pub fn new(provider: &'static str, behaviour: Behaviour) -> Self {
-        let bucket = behaviour
-            .rate_limit
-            .map(|rate| TokenBucket::new(f64::from(rate)));
+        let bucket = behaviour.rate_limit.map(Limiter::new);
         Self {
             inner: Arc::new(ControlInner {
                 provider,
                 behaviour: RwLock::new(behaviour),
                 bucket: Mutex::new(bucket),
                 received: Mutex::new(VecDeque::new()),
+                requests: AtomicU64::new(0),
+                throttled: AtomicU64::new(0),
             }),
         }
     }
@@ -355,14 +398,20 @@ impl Control {
             .inner
             .bucket
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = behaviour
-            .rate_limit
-            .map(|rate| TokenBucket::new(f64::from(rate)));
+            .unwrap_or_else(PoisonError::into_inner) = behaviour.rate_limit.map(Limiter::new);
         *self
             .inner
             .behaviour
             .write()
             .unwrap_or_else(PoisonError::into_inner) = behaviour;
+    }
+
+    /// Requests received and 429s answered since the provider started.
+    pub fn report(&self) -> ProviderReport {
+        ProviderReport {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            throttled: self.inner.throttled.load(Ordering::Relaxed),
+        }
     }
 
     /// The last requests this provider received, oldest first.
@@ -377,6 +426,7 @@ impl Control {
     }
 
     fn receive(&self, request: &Request) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let uri = request
             .extensions()
             .get::<OriginalUri>()
@@ -396,17 +446,28 @@ impl Control {
         });
     }
 
-    fn take_token(&self) -> Result<(), Duration> {
-        match self
+    /// Takes a token if the provider is rate limited: whether the request
+    /// may go on, how long until it may otherwise, and the RateLimit headers
+    /// of its answer.
+    fn take_token(&self) -> Option<(Result<(), Duration>, HeaderMap)> {
+        let mut bucket = self
             .inner
             .bucket
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            Some(bucket) => bucket.take(Instant::now()),
-            None => Ok(()),
-        }
+            .unwrap_or_else(PoisonError::into_inner);
+        let limiter = bucket.as_mut()?;
+        let standing = limiter.take(Instant::now());
+        let admitted = if standing.admitted {
+            Ok(())
+        } else {
+            Err(standing.next_in)
+        };
+        Some((admitted, limiter.headers(&standing)))
+    }
+
+    fn throttled(&self, retry_after: RetryAfter) -> Response {
+        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+        throttled(retry_after)
     }
 }
 
@@ -440,13 +501,27 @@ pub async fn apply(State(control): State<Control>, request: Request, next: Next)
         return unavailable("provider is down");
     }
     if let Some(retry_after) = behaviour.throttle {
-        return throttled(retry_after);
+        return control.throttled(retry_after);
     }
-    if let Err(wait) = control.take_token() {
-        // Whole seconds, rounded up, so a client waiting that long finds a token.
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return throttled(RetryAfter::Seconds(seconds));
-    }
+    let rate_limit_headers = match control.take_token() {
+        Some((Err(wait), headers)) => {
+            // Whole seconds, rounded up, so a client waiting that long finds a token.
+            let seconds = whole_seconds_up(wait).max(1);
+            let mut response = control.throttled(RetryAfter::Seconds(seconds));
+            response.headers_mut().extend(headers);
+            return response;
+        }
+        Some((Ok(()), headers)) => headers,
+        None => HeaderMap::new(),
+    };
+    let mut response = served(&behaviour, request, next).await;
+    // Every answer says how the limit stands, so a client keeps under it.
+    response.headers_mut().extend(rate_limit_headers);
+    response
+}
+
+/// The rest of a behaviour, past the rate limit: latency, failures, hangs.
+async fn served(behaviour: &Behaviour, request: Request, next: Next) -> Response {
     let (delay, fails, hangs) = {
         let mut rng = rand::rng();
         (
@@ -483,7 +558,13 @@ mod tests {
             }
         );
         assert_eq!(behaviour.error_rate, 0.05);
-        assert_eq!(behaviour.rate_limit, Some(100));
+        assert_eq!(
+            behaviour.rate_limit,
+            Some(RateLimit {
+                per_second: 100,
+                burst: 100
+            })
+        );
         assert_eq!(
             behaviour.to_string(),
             "latency=lognormal:50ms:400ms,errors=0.05,rate=100/s"
@@ -494,6 +575,37 @@ mod tests {
         }
         assert_eq!(Behaviour::from_str("").ok(), Some(Behaviour::default()));
         assert_eq!(Behaviour::default().to_string(), "ok");
+    }
+
+    #[test]
+    fn a_burst_goes_with_a_rate_and_defaults_to_one_second_of_it() {
+        let behaviour: Behaviour = "burst=10, rate=50/s".parse().unwrap_or_default();
+        assert_eq!(
+            behaviour.rate_limit,
+            Some(RateLimit {
+                per_second: 50,
+                burst: 10
+            })
+        );
+        assert_eq!(behaviour.to_string(), "rate=50/s,burst=10");
+        let behaviour: Behaviour = "rate=50/s,burst=50".parse().unwrap_or_default();
+        assert_eq!(
+            behaviour.to_string(),
+            "rate=50/s",
+            "the default is not printed"
+        );
+        for spec in ["burst=10", "rate=5/s,burst=0", "rate=5/s,burst=many"] {
+            assert!(
+                matches!(
+                    Behaviour::from_str(spec),
+                    Err(SpecError::BadValue {
+                        setting: "burst",
+                        ..
+                    })
+                ),
+                "{spec}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | `/aml`              | sanctions screening (OFAC, UN, EU lists)    |
 //! | `/rtgs`             | the RTGS rail: pacs.008 in, pacs.002 back   |
 //! | `/notify`           | SMS and e-mail, idempotent by key           |
-//! | `/admin/providers`  | read or change a provider's behaviour       |
+//! | `/admin/providers`  | a provider's behaviour (read or change) and report |
 //! | `/admin/rtgs`       | the rail's report, knobs and callback URL   |
 //! | `/admin/notify`     | the notification provider's report and knobs |
 
@@ -17,6 +17,7 @@ pub mod aml;
 pub mod behaviour;
 pub mod ip_intelligence;
 pub mod notify;
+pub mod rate_limit;
 pub mod rtgs;
 
 #[cfg(test)]
@@ -47,7 +48,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use behaviour::{Behaviour, Control, Received, RetryAfter};
+pub use behaviour::{Behaviour, Control, ProviderReport, Received, RetryAfter};
+pub use rate_limit::RateLimit;
 
 pub const IP_INTELLIGENCE: &str = "ip-intelligence";
 pub const AML: &str = "aml";
@@ -543,11 +545,18 @@ fn admin_routes(controls: Controls) -> axum::Router {
             Err(error) => client_error(error.to_string()),
         }
     }
+    async fn report(State(controls): State<Controls>, Path(provider): Path<String>) -> Response {
+        match find(&controls, &provider).await {
+            Ok(control) => Json(control.report()).into_response(),
+            Err(response) => response,
+        }
+    }
     axum::Router::new()
         .route(
             "/admin/providers/{provider}/behaviour",
             get(read).put(write),
         )
+        .route("/admin/providers/{provider}/report", get(report))
         .with_state(controls)
 }
 

@@ -1,8 +1,10 @@
 //! The service runtime every Paystream service is built on ([`Service`]):
 //! database pool and migrations, the HTTP server with `/healthz`, `/readyz`
 //! and `/metrics`, the consumers, the outbox relay and graceful shutdown;
-//! and the small pieces binaries share (signals, listeners, a token bucket).
+//! and the small pieces binaries share (signals, listeners, a token bucket,
+//! group commit).
 
+pub mod batch;
 pub mod dispatch;
 mod error;
 pub mod http;

@@ -131,3 +131,55 @@ pub fn machine() -> (u64, u64) {
         field(4),
     )
 }
+
+/// CPU clock ticks so far of the parts of a benchmark run: named processes,
+/// PostgreSQL and this process, and the whole machine's busy time.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample {
+    pub parts: Vec<(String, u64)>,
+    pub machine_busy: u64,
+}
+
+impl CpuSample {
+    /// Now, for each `(name, pid)` (a part without a pid counts nothing),
+    /// then `PostgreSQL` (every `postgres` process, so also other work on
+    /// the machine's database) and `bench process` (this one).
+    pub fn now(pids: &[(String, Option<String>)]) -> Self {
+        let mut parts: Vec<(String, u64)> = pids
+            .iter()
+            .map(|(name, pid)| {
+                let ticks = pid.as_deref().and_then(stat).map_or(0, |(_, own, _)| own);
+                (name.clone(), ticks)
+            })
+            .collect();
+        // Backends that exit are reaped by the postmaster, whose cutime then
+        // holds their CPU: counting it keeps their share in the window.
+        let postgres = processes()
+            .into_iter()
+            .filter(|(_, comm, _, _)| comm == "postgres")
+            .map(|(_, _, own, children)| own + children)
+            .sum();
+        parts.push(("PostgreSQL".to_owned(), postgres));
+        let bench = stat("self").map_or(0, |(_, own, _)| own);
+        parts.push(("bench process".to_owned(), bench));
+        Self {
+            parts,
+            machine_busy: machine().0,
+        }
+    }
+
+    /// CPU seconds each part used since `before`, and the machine's.
+    pub fn seconds_since(&self, before: &CpuSample) -> (Vec<(String, f64)>, f64) {
+        let ticks = clock_ticks() as f64;
+        let parts = self
+            .parts
+            .iter()
+            .zip(&before.parts)
+            .map(|((name, after), (_, before))| {
+                (name.clone(), after.saturating_sub(*before) as f64 / ticks)
+            })
+            .collect();
+        let machine = self.machine_busy.saturating_sub(before.machine_busy) as f64 / ticks;
+        (parts, machine)
+    }
+}

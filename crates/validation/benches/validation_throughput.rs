@@ -1,34 +1,59 @@
-//! Validation throughput with slow providers, printed as a table (`make
-//! bench`): the sandbox answers every IP-intelligence and AML call after
-//! 100 ms, and each payment needs an IP check and two screenings (debtor and
-//! creditor, in parallel), so at least 200 ms of waiting per payment. Runs on
-//! a nisshi broker of its own with the memory engine.
+//! Validation throughput with slow providers, and the CPU each process
+//! spends on a payment (`make bench`, which builds the release binaries
+//! first: the sandbox runs from `target/release/sandbox`).
+//!
+//! Every part is a process of its own, so `/proc` tells their CPU apart:
+//! the validation service (this crate's release binary), the sandbox
+//! (IP intelligence and AML screening, each call answered after 100 ms), a
+//! nisshi broker of the run's own (memory engine), the machine's
+//! PostgreSQL, and this process, the load generator (producer, schema
+//! registry, progress polling). Each payment needs the IP check, then the
+//! debtor and creditor screenings in parallel: at least 200 ms of waiting.
+//!
+//! Two scenarios, each on fresh topics and a fresh database:
+//! - backlog: every payment is produced before validation starts; the
+//!   timed window runs from the first decision to the last decision with
+//!   the outbox drained. This is the capacity figure; latency there is
+//!   queueing, so none is printed.
+//! - paced: validation runs, then payments are produced at a fixed rate
+//!   (`PAYSTREAM_BENCH_RATE`, default 1,000/s) for 10 s; p50/p99 are
+//!   submit (`occurredAt`) → the decision's transaction (`decided_at`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use paystream_bus::{KafkaConfig, Producer, RegistryConfig};
+use chrono::{DateTime, Utc};
 use paystream_contract::{Envelope, Party, PaymentSubmitted, Topic};
 use paystream_testkit::nisshi::{Nisshi, Storage};
-use paystream_testkit::{TestRegistry, fresh_database, kafka, unique, wait_until};
+use paystream_testkit::pipeline::Pipeline;
+use paystream_testkit::procfs::{CpuSample, broker_pid};
+use paystream_testkit::{free_port, fresh_database, wait_until};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-#[derive(clap::Parser)]
-struct Defaults {
-    #[command(flatten)]
-    config: paystream_validation::Config,
-}
+const TOPICS: [Topic; 4] = [
+    Topic::PaymentSubmitted,
+    Topic::PaymentValidated,
+    Topic::PaymentRejected,
+    Topic::AmlAlertRaised,
+];
+const PARTITIONS: i32 = 3;
+const ACCOUNTS: usize = 1_000;
+const IN_FLIGHT: usize = 1_000;
+const PROVIDER_LATENCY: &str = "latency=100ms";
+const POLL: Duration = Duration::from_millis(20);
+const TIMEOUT: Duration = Duration::from_secs(1_800);
 
-struct Scenario {
-    name: &'static str,
-    partitions: i32,
-    payments: usize,
-    accounts: usize,
-    ordering: &'static str,
-    max_in_flight: usize,
-    provider_concurrency: usize,
+#[derive(Clone, Copy)]
+enum Load {
+    /// All of them produced before validation starts.
+    Backlog(usize),
+    /// `rate` per second for `seconds`, validation already running.
+    Paced { rate: usize, seconds: u64 },
 }
 
 fn party(name: &str, account: String, country: &str) -> Party {
@@ -60,124 +85,338 @@ fn payment(account: usize) -> PaymentSubmitted {
     }
 }
 
-async fn decided(pool: &PgPool) -> usize {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    usize::try_from(count).unwrap()
+/// (decisions committed, outbox rows not yet published)
+async fn progress(pool: &PgPool) -> (usize, usize) {
+    let (decided, unpublished): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM bus_outbox)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or((0, 0));
+    (decided as usize, unpublished as usize)
 }
 
-async fn run(
-    nisshi: &Nisshi,
-    registry: &TestRegistry,
-    sandbox_url: &str,
-    scenario: &Scenario,
-) -> f64 {
-    let kafka =
-        KafkaConfig::new(nisshi.bootstrap()).with_topic_prefix(format!("{}.", unique("vbench")));
-    for topic in [
-        Topic::PaymentSubmitted,
-        Topic::PaymentValidated,
-        Topic::PaymentRejected,
-        Topic::AmlAlertRaised,
-    ] {
-        kafka::create_topic(&kafka.bootstrap, &kafka.topic(topic), scenario.partitions).await;
-    }
-    let database = fresh_database().await;
-    let mut config = <Defaults as clap::Parser>::parse_from(["bench"]).config;
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.database_url = database.url.clone();
-    config.ip_intelligence_url = format!("{sandbox_url}/ip-intelligence");
-    config.aml_url = format!("{sandbox_url}/aml");
-    config.provider_concurrency = scenario.provider_concurrency;
-    config.provider_rate = 1_000_000;
-    config.consumer.ordering = scenario.ordering.into();
-    config.consumer.max_in_flight = scenario.max_in_flight;
-    config.kafka = kafka.clone();
-    config.registry = RegistryConfig::new(&registry.url).auto_register();
+/// The directory of this build's binaries (the bench runs from
+/// `target/release/deps`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
 
-    let producer = Producer::new(&kafka, config.registry.codec().unwrap(), "bench").unwrap();
-    let payments: Vec<_> = (0..scenario.payments)
-        .map(|n| payment(n % scenario.accounts))
-        .collect();
+async fn healthy(port: u16, what: &str) {
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    wait_until(Duration::from_secs(120), what, || async {
+        reqwest::get(&url)
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+}
+
+async fn spawn_sandbox(port: u16) -> Child {
+    let binary = bin_dir().join("sandbox");
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --release --bins` first (make bench does)",
+        binary.display()
+    );
+    let child = Command::new(binary)
+        .env("PAYSTREAM_SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYSTREAM_SANDBOX_PROVIDERS", "ip-intelligence,aml")
+        .env("PAYSTREAM_SANDBOX_IP_INTELLIGENCE", PROVIDER_LATENCY)
+        .env("PAYSTREAM_SANDBOX_AML", PROVIDER_LATENCY)
+        .env("PAYSTREAM_LOG", "warn")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    healthy(port, "the sandbox").await;
+    child
+}
+
+/// The service's release binary, as a deployment runs it, with the
+/// benchmark's pacing: 1,000 payments in flight per partition, provider
+/// limits high enough never to be what sets the figure.
+/// `spans: false` sets `PAYSTREAM_TRACE=off`: spans are then not recorded
+/// for export, which shows what recording them costs.
+fn spawn_validation(
+    pipeline: &Pipeline,
+    database_url: &str,
+    sandbox: &str,
+    port: u16,
+    spans: bool,
+) -> Child {
+    let concurrency = (IN_FLIGHT * PARTITIONS as usize * 2).to_string();
+    // Another build of the service (an older commit's, to compare) may be
+    // named; by default, this crate's own.
+    let binary = std::env::var_os("PAYSTREAM_BENCH_VALIDATION_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_validation").into());
+    pipeline
+        .command(binary)
+        .env("PAYSTREAM_VALIDATION_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYSTREAM_VALIDATION_DATABASE_URL", database_url)
+        .env(
+            "PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL",
+            format!("{sandbox}/ip-intelligence"),
+        )
+        .env("PAYSTREAM_VALIDATION_AML_URL", format!("{sandbox}/aml"))
+        .env("PAYSTREAM_VALIDATION_PROVIDER_CONCURRENCY", &concurrency)
+        .env("PAYSTREAM_VALIDATION_PROVIDER_RATE", "1000000")
+        .env("PAYSTREAM_CONSUMER_ORDERING", "key")
+        .env("PAYSTREAM_CONSUMER_MAX_IN_FLIGHT", IN_FLIGHT.to_string())
+        .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &pipeline.registry.url)
+        .env("PAYSTREAM_SCHEMA_AUTO_REGISTER", "true")
+        .env("PAYSTREAM_TRACE", if spans { "info" } else { "off" })
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .spawn()
+        .unwrap()
+}
+
+/// Payments per decision transaction over the run, from the service's
+/// `/metrics` (the histogram's sum over its count).
+async fn payments_per_transaction(port: u16) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+    };
+    let sum = value("paystream_validation_decision_batch_payments_sum")?;
+    let count = value("paystream_validation_decision_batch_payments_count")?;
+    (count > 0.0).then(|| sum / count)
+}
+
+struct Measured {
+    name: String,
+    payments: usize,
+    elapsed: Duration,
+    /// CPU-seconds of each part in the window, and of the whole machine.
+    cpu: (Vec<(String, f64)>, f64),
+    /// p50 and p99 of submit → decision, for the paced scenario.
+    latency: Option<(Duration, Duration)>,
+    per_transaction: Option<f64>,
+}
+
+async fn produce(pipeline: &Pipeline, payments: &[PaymentSubmitted]) {
     for chunk in payments.chunks(2_000) {
-        producer.send_all(chunk.iter().cloned()).await.unwrap();
+        pipeline
+            .producer
+            .send_all(chunk.iter().cloned())
+            .await
+            .unwrap();
+    }
+}
+
+/// p50 and p99 of `decided_at − occurredAt` over every payment.
+async fn latency(pool: &PgPool, submitted: &HashMap<Uuid, DateTime<Utc>>) -> (Duration, Duration) {
+    let rows: Vec<(Uuid, DateTime<Utc>)> =
+        sqlx::query_as("SELECT payment_id, decided_at FROM decisions")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut waits: Vec<Duration> = rows
+        .iter()
+        .filter_map(|(id, decided)| {
+            let waited = *decided - *submitted.get(id)?;
+            waited.to_std().ok()
+        })
+        .collect();
+    waits.sort();
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize];
+    (at(0.50), at(0.99))
+}
+
+async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: bool) -> Measured {
+    let pipeline = Pipeline::on(&broker.bootstrap(), "vbench", &TOPICS, PARTITIONS).await;
+    let database = fresh_database().await;
+    let pool = PgPool::connect(&database.url).await.unwrap();
+    let broker_pid = broker_pid(&pipeline.kafka.bootstrap);
+    let total = match load {
+        Load::Backlog(payments) => payments,
+        Load::Paced { rate, seconds } => rate * seconds as usize,
+    };
+    let payments: Vec<_> = (0..total).map(|n| payment(n % ACCOUNTS)).collect();
+    let mut submitted: HashMap<Uuid, DateTime<Utc>> = HashMap::with_capacity(total);
+    if let Load::Backlog(_) = load {
+        produce(&pipeline, &payments).await;
     }
 
-    let shutdown = CancellationToken::new();
-    let server = paystream_validation::build(&config).await.unwrap();
-    let task = tokio::spawn(server.run(shutdown.clone()));
-    let pool = PgPool::connect(&database.url).await.unwrap();
-    // The clock starts at the first decision, so group join is not counted.
-    wait_until(Duration::from_secs(120), "the first decision", || async {
-        (decided(&pool).await > 0).then_some(())
-    })
-    .await;
-    let started = Instant::now();
-    let from = decided(&pool).await;
-    wait_until(Duration::from_secs(1_800), "every decision", || async {
-        (decided(&pool).await >= scenario.payments).then_some(())
-    })
-    .await;
-    let rate = (scenario.payments - from) as f64 / started.elapsed().as_secs_f64();
-    shutdown.cancel();
-    let _ = task.await;
-    rate
+    let port = free_port();
+    let mut validation = spawn_validation(&pipeline, &database.url, sandbox.0, port, spans);
+    healthy(port, "validation").await;
+    let parts = [
+        ("validation", validation.id().map(|pid| pid.to_string())),
+        ("sandbox", sandbox.1.map(|pid| pid.to_string())),
+        ("nisshi", broker_pid),
+    ]
+    .map(|(name, pid)| (name.to_owned(), pid));
+    let cpu_now = || CpuSample::now(&parts);
+    let (started, cpu_before, from, name) = match load {
+        Load::Backlog(_) => {
+            // The window opens at the first decision, so start-up and the
+            // group join are not counted.
+            wait_until(Duration::from_secs(120), "the first decision", || async {
+                let (decided, _) = progress(&pool).await;
+                (decided > 0).then_some(())
+            })
+            .await;
+            let cpu = cpu_now();
+            let (from, _) = progress(&pool).await;
+            let name = match spans {
+                true => format!("backlog of {total}"),
+                false => format!("backlog of {total}, PAYSTREAM_TRACE=off"),
+            };
+            (Instant::now(), cpu, from, name)
+        }
+        Load::Paced { rate, .. } => {
+            // A first payment makes sure the group has joined before the
+            // clock runs; it is not counted.
+            produce(&pipeline, &[payment(0)]).await;
+            wait_until(Duration::from_secs(120), "the first decision", || async {
+                let (decided, _) = progress(&pool).await;
+                (decided > 0).then_some(())
+            })
+            .await;
+            let cpu = cpu_now();
+            let started = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for chunk in payments.chunks((rate / 10).max(1)) {
+                tick.tick().await;
+                let mut fresh = chunk.to_vec();
+                for payment in &mut fresh {
+                    payment.envelope.occurred_at = Utc::now();
+                    submitted.insert(payment.payment_id, payment.envelope.occurred_at);
+                }
+                produce(&pipeline, &fresh).await;
+            }
+            (started, cpu, 0, format!("paced, {rate}/s"))
+        }
+    };
+    let extra = usize::from(matches!(load, Load::Paced { .. }));
+    loop {
+        tokio::time::sleep(POLL).await;
+        let (decided, unpublished) = progress(&pool).await;
+        if decided >= total + extra && unpublished == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "{decided} of {total} decided, {unpublished} outbox rows left after {TIMEOUT:?}"
+        );
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_now().seconds_since(&cpu_before);
+    let latency = match load {
+        Load::Paced { .. } => Some(latency(&pool, &submitted).await),
+        Load::Backlog(_) => None,
+    };
+    let per_transaction = payments_per_transaction(port).await;
+    let _ = validation.start_kill();
+    let _ = validation.wait().await;
+    Measured {
+        name,
+        payments: total - from,
+        elapsed,
+        cpu,
+        latency,
+        per_transaction,
+    }
+}
+
+fn env_number(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() {
-    let nisshi = Nisshi::start(Storage::Memory).await;
-    let registry = TestRegistry::start().await;
-    let mut sandbox_config = paystream_sandbox::Config::local();
-    sandbox_config.ip_intelligence = "latency=100ms".parse().unwrap();
-    sandbox_config.aml = "latency=100ms".parse().unwrap();
-    let sandbox = paystream_sandbox::Server::build(&sandbox_config)
-        .await
-        .unwrap();
-    let sandbox_url = format!("http://{}", sandbox.local_addr());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(sandbox.run(shutdown.clone()));
+    let broker = Nisshi::start(Storage::Memory).await;
+    let sandbox_port = free_port();
+    let sandbox = spawn_sandbox(sandbox_port).await;
+    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+    let backlog = Load::Backlog(env_number("PAYSTREAM_BENCH_PAYMENTS", 20_000));
+    let paced = Load::Paced {
+        rate: env_number("PAYSTREAM_BENCH_RATE", 1_000),
+        seconds: 10,
+    };
+    let mut results = Vec::new();
+    for (load, spans) in [(backlog, true), (paced, true), (backlog, false)] {
+        results.push(run(&broker, (&sandbox_url, sandbox.id()), load, spans).await);
+    }
 
-    let scenarios = [
-        Scenario {
-            name: "concurrency 1 (1 partition, partition order)",
-            partitions: 1,
-            payments: 60,
-            accounts: 60,
-            ordering: "partition",
-            max_in_flight: 1,
-            provider_concurrency: 256,
-        },
-        Scenario {
-            name: "key-ordered, 3 partitions, 1,000 in flight each",
-            partitions: 3,
-            payments: 10_000,
-            accounts: 1_000,
-            ordering: "key",
-            max_in_flight: 1_000,
-            provider_concurrency: 4_096,
-        },
-    ];
     println!(
-        "\nvalidation throughput (100 ms per provider call, 3 calls per payment; nisshi memory engine; {} cores)\n",
+        "\nvalidation throughput (100 ms per provider call, 3 calls per payment; {PARTITIONS} partitions, \
+         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; nisshi memory engine; {} cores)\n",
         std::thread::available_parallelism().map_or(1, usize::from)
     );
-    println!("| setting | payments | accounts | payments/s |");
-    println!("|---|---:|---:|---:|");
-    let mut rates = Vec::new();
-    for scenario in &scenarios {
-        let rate = run(&nisshi, &registry, &sandbox_url, scenario).await;
-        rates.push(rate);
+    println!(
+        "| scenario | payments | seconds | payments/s | p50 | p99 | payments per decision transaction |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for m in &results {
+        let seconds = m.elapsed.as_secs_f64();
+        let ms = |d: Duration| format!("{} ms", d.as_millis());
+        let (p50, p99) = m.latency.map_or(("—".into(), "—".into()), |(p50, p99)| {
+            (ms(p50), ms(p99))
+        });
+        let grouped = m
+            .per_transaction
+            .map_or_else(|| "—".to_owned(), |n| format!("{n:.1}"));
         println!(
-            "| {} | {} | {} | {:.1} |",
-            scenario.name, scenario.payments, scenario.accounts, rate
+            "| {} | {} | {seconds:.2} | {:.0} | {p50} | {p99} | {grouped} |",
+            m.name,
+            m.payments,
+            m.payments as f64 / seconds
+        );
+    }
+    println!("\nCPU per payment in the timed window (µs; in brackets the share of one core):\n");
+    let names: Vec<&str> = results[0]
+        .cpu
+        .0
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    println!(
+        "| scenario | {} | all of these | whole machine |",
+        names.join(" | ")
+    );
+    println!("|---|{}---:|---:|", "---:|".repeat(names.len()));
+    for m in &results {
+        let seconds = m.elapsed.as_secs_f64();
+        let cell = |cpu: f64| {
+            format!(
+                "{:.0} µs ({:.0}%)",
+                cpu * 1e6 / m.payments as f64,
+                cpu * 100.0 / seconds
+            )
+        };
+        let (parts, machine) = &m.cpu;
+        let cells: Vec<String> = parts.iter().map(|(_, cpu)| cell(*cpu)).collect();
+        let all = parts.iter().map(|(_, cpu)| cpu).sum();
+        println!(
+            "| {} | {} | {} | {} |",
+            m.name,
+            cells.join(" | "),
+            cell(all),
+            cell(*machine)
         );
     }
     println!(
-        "\nspeed-up, tuned vs concurrency 1: {:.0}x",
-        rates[1] / rates[0]
+        "\nPostgreSQL is every `postgres` process (plus backends reaped in the window); nisshi is the \
+         run's own broker on {}; the bench process is the load generator, the schema registry and \
+         the progress polling. /proc counts in clock ticks (1/100 s): a short window is good to about \
+         ±1 tick per process.",
+        broker.bootstrap()
     );
-    shutdown.cancel();
+    drop(sandbox);
 }

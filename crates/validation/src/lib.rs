@@ -4,16 +4,19 @@
 //! emits `payment.validated` or `payment.rejected` (and `aml.alert.raised`)
 //! through a transactional outbox.
 
+pub mod decisions;
 pub mod metrics;
+pub mod outcome;
 pub mod providers;
 pub mod rules;
 pub mod screening;
 pub mod validator;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use paystream_bus::{ConsumerArgs, KafkaConfig, RegistryConfig};
+use paystream_bus::{Consumer, ConsumerArgs, Effects, KafkaConfig, RegistryConfig};
 use paystream_contract::PaymentSubmitted;
 use paystream_service_kit::{Service, ServiceError};
 use tokio_util::sync::CancellationToken;
@@ -65,14 +68,38 @@ pub struct Config {
     )]
     pub provider_concurrency: usize,
 
-    /// Calls per second per provider at most: set to the provider's
-    /// documented rate so it never has to throttle us.
+    /// Calls per second per provider at most, for a provider without a rate
+    /// of its own below: set to the provider's documented rate so it never
+    /// has to throttle us. A provider announcing a lower rate in its
+    /// RateLimit headers is kept under that instead.
     #[arg(
         long,
         env = "PAYSTREAM_VALIDATION_PROVIDER_RATE",
         default_value_t = 5_000
     )]
     pub provider_rate: u32,
+
+    /// Calls sent at once at most per provider after a quiet spell, for a
+    /// provider without a burst of its own below [default: one second of
+    /// the provider's rate].
+    #[arg(long, env = "PAYSTREAM_VALIDATION_PROVIDER_BURST")]
+    pub provider_burst: Option<u32>,
+
+    /// The IP-intelligence provider's rate [default: PROVIDER_RATE].
+    #[arg(long, env = "PAYSTREAM_VALIDATION_IP_INTELLIGENCE_RATE")]
+    pub ip_intelligence_rate: Option<u32>,
+
+    /// The IP-intelligence provider's burst [default: PROVIDER_BURST].
+    #[arg(long, env = "PAYSTREAM_VALIDATION_IP_INTELLIGENCE_BURST")]
+    pub ip_intelligence_burst: Option<u32>,
+
+    /// The AML screening provider's rate [default: PROVIDER_RATE].
+    #[arg(long, env = "PAYSTREAM_VALIDATION_AML_RATE")]
+    pub aml_rate: Option<u32>,
+
+    /// The AML screening provider's burst [default: PROVIDER_BURST].
+    #[arg(long, env = "PAYSTREAM_VALIDATION_AML_BURST")]
+    pub aml_burst: Option<u32>,
 
     /// Timeout of one provider call.
     #[arg(
@@ -113,10 +140,13 @@ pub struct Config {
 }
 
 impl Config {
-    fn provider_settings(&self) -> ProviderSettings {
+    /// One provider's settings: its own rate and burst if it has them, the
+    /// shared ones otherwise (each provider documents its own limit).
+    fn provider_settings(&self, rate: Option<u32>, burst: Option<u32>) -> ProviderSettings {
         ProviderSettings {
             concurrency: self.provider_concurrency,
-            rate_per_second: self.provider_rate,
+            rate_per_second: rate.unwrap_or(self.provider_rate),
+            burst: burst.or(self.provider_burst),
             timeout: Duration::from_millis(self.provider_timeout_ms),
             attempts: self.provider_attempts.max(1),
             user_agent: concat!("paystream-validation/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -126,14 +156,17 @@ impl Config {
 
     /// The IP-intelligence and AML clients.
     fn provider_clients(&self) -> Result<(ProviderClient, ProviderClient), BuildError> {
-        let settings = self.provider_settings();
         Ok((
             ProviderClient::new(
                 "ip-intelligence",
                 &self.ip_intelligence_url,
-                settings.clone(),
+                self.provider_settings(self.ip_intelligence_rate, self.ip_intelligence_burst),
             )?,
-            ProviderClient::new("aml", &self.aml_url, settings)?,
+            ProviderClient::new(
+                "aml",
+                &self.aml_url,
+                self.provider_settings(self.aml_rate, self.aml_burst),
+            )?,
         ))
     }
 }
@@ -153,6 +186,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The service, wired and bound, ready to run: one consumer group over
 /// `payment.submitted`, deciding each payment once through the outbox.
+///
+/// The decision writer, not the runtime, commits each payment's effects with
+/// its processed `eventId` and outbox rows, in transactions shared by the
+/// payments decided together ([`decisions`]). So the consumer runs with the
+/// runtime's database-less effects, under which the runtime opens no
+/// transaction of its own per record; the handler returns only after its
+/// payment's commit, so offsets still move only past committed payments.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     // Settings that cannot work fail before anything connects.
     let (ip_intelligence, aml) = config.provider_clients()?;
@@ -161,16 +201,87 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .kafka(&config.kafka, &config.registry, &config.consumer)
         .build()
         .await?;
+    let (Some(pool), Some(outbox)) = (service.pool().cloned(), service.outbox().cloned()) else {
+        return Err(ServiceError::Config("validation needs its database".into()).into());
+    };
     let validator = validator::Validator {
         rules: config.rules.clone(),
         ip_intelligence,
         aml,
         screening_bound: Duration::from_millis(config.screening_bound_ms),
+        decisions: decisions::Decisions::start(pool, outbox, GROUP),
     };
-    service.consume::<PaymentSubmitted, _>(GROUP, [], validator);
+    let consumer = Consumer::<PaymentSubmitted>::new(
+        config.kafka.clone(),
+        config.consumer.settings(GROUP),
+        config.registry.codec().map_err(ServiceError::from)?,
+        Arc::new(service.producer().clone()),
+    );
+    let effects = Effects::AtLeastOnce {
+        producer: service.producer().clone(),
+    };
+    service.task(move |shutdown| async move {
+        consumer
+            .run(effects, validator, shutdown)
+            .await
+            .map_err(ServiceError::from)
+    });
     Ok(service)
 }
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     Ok(build(&config).await?.run(shutdown).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn rates(args: &[&str]) -> [(u32, Option<u32>); 2] {
+        let cli = Cli::try_parse_from(std::iter::once("validation").chain(args.iter().copied()))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let (ip, aml) = cli
+            .config
+            .provider_clients()
+            .unwrap_or_else(|error| panic!("{error}"));
+        [ip, aml].map(|client| (client.settings().rate_per_second, client.settings().burst))
+    }
+
+    #[test]
+    fn each_provider_has_its_own_rate_and_burst_or_the_shared_ones() {
+        assert_eq!(
+            rates(&["--provider-rate", "100"]),
+            [(100, None), (100, None)]
+        );
+        assert_eq!(
+            rates(&[
+                "--provider-rate",
+                "100",
+                "--provider-burst",
+                "10",
+                "--aml-rate",
+                "20",
+                "--aml-burst",
+                "5",
+            ]),
+            [(100, Some(10)), (20, Some(5))]
+        );
+        assert_eq!(
+            rates(&[
+                "--ip-intelligence-rate",
+                "50",
+                "--ip-intelligence-burst",
+                "2"
+            ]),
+            [(50, Some(2)), (5_000, None)]
+        );
+    }
 }

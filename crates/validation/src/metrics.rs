@@ -3,12 +3,19 @@
 
 use std::sync::LazyLock;
 
-use paystream_bus::metrics::register_counter;
-use prometheus::IntCounterVec;
+use paystream_bus::metrics::{register_counter, register_histogram};
+use prometheus::{Histogram, IntCounter, IntCounterVec};
 
 pub struct Metrics {
     /// Decisions by outcome and reason code.
     pub decisions: IntCounterVec,
+    /// Deliveries of events this group had processed already, dropped. The
+    /// decision writer claims event ids itself, so the runtime's own
+    /// duplicate counter does not see these.
+    pub duplicates: IntCounter,
+    /// Payments per decision transaction: how much the load lets the
+    /// decision writer group.
+    pub batch_payments: Histogram,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -17,4 +24,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "Payments decided, by decision and reason code",
         &["decision", "reason"],
     ),
+    duplicates: register_counter(
+        "paystream_validation_duplicates_skipped_total",
+        "Deliveries of payment.submitted events already processed, dropped",
+        &[],
+    )
+    .with_label_values::<&str>(&[]),
+    batch_payments: register_histogram(
+        "paystream_validation_decision_batch_payments",
+        "Payments written by one decision transaction",
+        &[],
+        vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+    )
+    .with_label_values::<&str>(&[]),
 });

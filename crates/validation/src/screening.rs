@@ -5,13 +5,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use tracing::field::Empty;
 use uuid::Uuid;
 
 use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request};
+
+use crate::outcome::Role;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IpSecurity {
@@ -55,11 +56,22 @@ pub struct AmlAnswer {
     pub matches: Vec<AmlMatch>,
 }
 
+/// The AML API's screening request, serialised from the party's fields as
+/// they are (no JSON tree in between).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScreenRequest<'a> {
+    name: &'a str,
+    country: &'a str,
+    date_of_birth: Option<&'a str>,
+}
+
 /// A check's answer with what the audit trail needs about the call.
 #[derive(Debug, Clone)]
 pub struct Checked<T> {
     pub answer: T,
-    pub raw: Value,
+    /// The answer's JSON text as the provider sent it, for the audit row.
+    pub raw: String,
     pub latency: Duration,
     pub at: DateTime<Utc>,
 }
@@ -68,7 +80,8 @@ pub struct Checked<T> {
 /// has passed, then giving up with the last error: screening fails closed.
 /// Every try carries the deadline, so no wait inside the client (a
 /// provider's `Retry-After`, a back-off) outlasts the bound. Refusals end at
-/// once.
+/// once. The answer is read straight into `T` and kept as text: no JSON
+/// tree is built for it.
 async fn checked<T: serde::de::DeserializeOwned>(
     client: &ProviderClient,
     request: Request,
@@ -81,8 +94,8 @@ async fn checked<T: serde::de::DeserializeOwned>(
         None => request,
     };
     let mut pause = Duration::from_millis(100);
-    let raw: Value = loop {
-        match request.send_json().await {
+    let answer = loop {
+        match request.send().await {
             Err(CallError::Unavailable { provider, reason })
                 if started.elapsed() + pause < bound =>
             {
@@ -93,10 +106,12 @@ async fn checked<T: serde::de::DeserializeOwned>(
             other => break other?,
         }
     };
-    let answer = T::deserialize(&raw).map_err(|error| CallError::Refused {
+    let unreadable = |error: &dyn std::fmt::Display| CallError::Refused {
         provider: client.name(),
         reason: Refused::Unreadable(format!("unexpected answer: {error}")),
-    })?;
+    };
+    let raw = String::from_utf8(answer.body).map_err(|error| unreadable(&error))?;
+    let answer = serde_json::from_str(&raw).map_err(|error| unreadable(&error))?;
     Ok(Checked {
         answer,
         raw,
@@ -162,22 +177,22 @@ pub async fn check_ip(
 pub async fn screen_party(
     client: &ProviderClient,
     payment_id: Uuid,
-    role: &'static str,
+    role: Role,
     party: &paystream_contract::Party,
     bound: Duration,
 ) -> Result<Checked<AmlAnswer>, CallError> {
     let span = tracing::info_span!(
         "aml.screen",
         %payment_id,
-        party.role = role,
+        party.role = role.name(),
         aml.outcome = Empty,
         aml.matches = Empty,
     );
-    let body = serde_json::json!({
-        "name": party.name,
-        "country": party.country,
-        "dateOfBirth": party.date_of_birth,
-    });
+    let body = ScreenRequest {
+        name: &party.name,
+        country: &party.country,
+        date_of_birth: party.date_of_birth.as_deref(),
+    };
     let request = client.request(Method::POST, &["v1", "screen"]).json(&body);
     let result = checked(client, request, bound)
         .instrument(span.clone())

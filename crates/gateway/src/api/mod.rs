@@ -1,5 +1,6 @@
 //! The gateway's HTTP surface.
 
+pub mod batches;
 pub mod payments;
 pub mod webhooks;
 
@@ -8,11 +9,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use paystream_bus::{ProduceError, Producer};
 use paystream_contract::Event;
+use tracing::Instrument;
 
 use crate::auth::{self, Guard};
+use crate::group_commit::GroupError;
 use crate::problem::Problem;
 use crate::rate_limit::{self, PerIp};
 use crate::store::Store;
@@ -36,6 +40,36 @@ pub struct Limits {
 
 pub(crate) fn db_error(error: sqlx::Error) -> Problem {
     tracing::error!(%error, "gateway database call failed");
+    Problem::unavailable("the gateway's database is unavailable", 1)
+}
+
+/// Runs a request's work to its end on a task of its own, inside `span`,
+/// and records the answer's status on the span.
+///
+/// A client hanging up must not cancel the work half way: sqlx 0.9.0 loses
+/// track of a `BEGIN` dropped on the wire and lends the connection on inside
+/// a transaction nobody ends (transact-rs/sqlx#4393), where the next
+/// request's idempotency claim "succeeds", its event is published, and the
+/// claim vanishes — a retry then makes a second payment. The chaos run found
+/// exactly that. A request that reached us runs to its end; its client
+/// retries with the same key.
+pub(crate) async fn run_to_end<F>(span: tracing::Span, work: F) -> Response
+where
+    F: Future<Output = Result<Response, Problem>> + Send + 'static,
+{
+    let response = match tokio::spawn(work.instrument(span.clone())).await {
+        Ok(answer) => answer.unwrap_or_else(IntoResponse::into_response),
+        Err(error) => {
+            tracing::error!(parent: &span, %error, "a request's task failed");
+            Problem::internal().into_response()
+        }
+    };
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+pub(crate) fn group_error(error: GroupError) -> Problem {
+    tracing::error!(%error, "gateway database batch failed");
     Problem::unavailable("the gateway's database is unavailable", 1)
 }
 
@@ -82,6 +116,13 @@ pub fn router(app: App, limits: Limits) -> Router {
     let payments = Router::new()
         .route("/v1/payments", post(payments::submit))
         .route("/v1/payments/{id}", get(payments::status))
+        // A batch's body is up to 1,000 payments: a limit of its own.
+        .route(
+            "/v1/payment-batches",
+            post(batches::submit)
+                .layer(DefaultBodyLimit::max(limits.body.max(batches::BODY_LIMIT))),
+        )
+        .route("/v1/payment-batches/{id}", get(batches::status))
         .layer(axum::middleware::from_fn_with_state(
             limits.guard,
             auth::require_client,

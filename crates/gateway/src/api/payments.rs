@@ -15,46 +15,68 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use paystream_contract::{Envelope, PaymentSubmitted};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{App, NotAcked, db_error, send_within};
+use super::{App, NotAcked, db_error, group_error, run_to_end, send_within};
 use crate::auth::ClientId;
-use crate::payment_request::PaymentRequest;
+use crate::metrics::{self, Stage};
+use crate::payment_request::{CheckedPayment, PaymentRequest};
 use crate::problem::Problem;
 use crate::reason::ClientReason;
-use crate::store::IdempotencyRecord;
+use crate::store::{AckMark, IdempotencyRecord, NewClaim};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const ROUTE: &str = "/v1/payments";
 pub const CORRELATION_ID: &str = "x-correlation-id";
 
 /// JSON with object keys sorted, so two bodies that differ only in key order
-/// or whitespace hash the same.
-fn canonical(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (key.clone(), canonical(value)))
-                    .collect(),
-            )
+/// or whitespace hash the same. Serialised straight into the hash: the same
+/// bytes as the compact text of the sorted value, without building either.
+struct Canonical<'a>(&'a Value);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                serializer.collect_map(entries.into_iter().map(|(k, v)| (k, Canonical(v))))
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(Canonical)),
+            other => other.serialize(serializer),
         }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
     }
 }
 
-fn request_hash(body: &Value) -> Vec<u8> {
-    Sha256::digest(canonical(body).to_string().as_bytes()).to_vec()
+/// Feeds what is written into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+pub(crate) fn request_hash(body: &Value) -> Vec<u8> {
+    let mut writer = HashWriter(Sha256::new());
+    // Writing a Value into memory cannot fail: its keys are strings.
+    if let Err(error) = serde_json::to_writer(&mut writer, &Canonical(body)) {
+        tracing::error!(%error, "could not hash a request body");
+    }
+    writer.0.finalize().to_vec()
+}
+
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .ok_or_else(|| Problem::malformed("the Idempotency-Key header is required"))?
@@ -119,38 +141,16 @@ pub async fn submit(
     );
     // A client that traces its own calls sees the payment inside its trace.
     paystream_bus::headers::continue_trace(&span, &trace_context(&headers));
-    // On a task of its own, so a client hanging up does not cancel it half
-    // way: sqlx 0.9.0 loses track of a `BEGIN` dropped on the wire and lends
-    // the connection on inside a transaction nobody ends (transact-rs/sqlx
-    // #4393), where the next request's idempotency claim "succeeds", its
-    // event is published, and the claim vanishes — a retry then makes a
-    // second payment. The chaos run found exactly that. A request that
-    // reached us runs to its end; its client retries with the same key.
-    let work = async move {
-        let body = match body {
-            Ok(body) => body,
-            Err(rejection) => return Problem::unreadable_body(&rejection).into_response(),
-        };
-        match submit_inner(&app, &client, &headers, &body).await {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(),
-        }
-    }
-    .instrument(span.clone());
-    let response = match tokio::spawn(work).await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::error!(parent: &span, %error, "the payment request's task failed");
-            Problem::internal().into_response()
-        }
-    };
-    span.record("http.response.status_code", response.status().as_u16());
-    response
+    run_to_end(span, async move {
+        let body = body.map_err(|rejection| Problem::unreadable_body(&rejection))?;
+        submit_inner(&app, &client, &headers, &body).await
+    })
+    .await
 }
 
 /// An incoming request's W3C trace-context headers (`traceparent`,
 /// `tracestate`), as the bus reads them from a record.
-fn trace_context(headers: &HeaderMap) -> paystream_bus::headers::HeaderList {
+pub(crate) fn trace_context(headers: &HeaderMap) -> paystream_bus::headers::HeaderList {
     ["traceparent", "tracestate"]
         .into_iter()
         .filter_map(|name| {
@@ -175,19 +175,58 @@ async fn submit_inner(
         .map_err(|error| Problem::malformed(format!("the body is not a payment: {error}")))?;
     let hash = request_hash(&json);
 
-    if let Some(record) = app
+    // The claim comes first and the lookup only when it fails: a new key (the
+    // common case) costs one shared statement, not a read and then a write.
+    let checked = match request.check() {
+        Ok(checked) => checked,
+        // Refused fields are never stored, but the key may hold an earlier,
+        // different request: that is the answer that tells the client more.
+        Err(errors) => {
+            return match app
+                .store
+                .idempotency(&client.0, &key)
+                .await
+                .map_err(db_error)?
+            {
+                Some(record) => replay(app, client, &key, &hash, record).await,
+                None => Err(Problem::invalid_fields(errors)),
+            };
+        }
+    };
+    let event = submitted_event(checked, correlation);
+    let claim = NewClaim {
+        client_id: client.0.clone(),
+        key: key.clone(),
+        request_hash: hash.clone(),
+        payment_id: event.payment_id,
+        event: serde_json::to_string(&event).map_err(|_| Problem::internal())?,
+    };
+    let started = Instant::now();
+    let claimed = app
+        .store
+        .claim_idempotency(claim)
+        .await
+        .map_err(group_error)?;
+    metrics::stage(ROUTE, Stage::Claim, started);
+    if claimed {
+        return publish(app, client, &key, event).await;
+    }
+    // The key was taken, by an earlier request or a concurrent one: answer as
+    // it does.
+    let record = app
         .store
         .idempotency(&client.0, &key)
         .await
         .map_err(db_error)?
-    {
-        return replay(app, client, &key, &hash, record).await;
-    }
+        .ok_or_else(Problem::internal)?;
+    replay(app, client, &key, &hash, record).await
+}
 
-    let checked = request.check().map_err(Problem::invalid_fields)?;
+/// The `payment.submitted` event of a payment that passed every rule.
+pub(crate) fn submitted_event(checked: CheckedPayment, correlation: String) -> PaymentSubmitted {
     let payment_id = Uuid::now_v7();
-    let event = PaymentSubmitted {
-        envelope: Envelope::first(correlation.clone(), format!("http:{payment_id}"), ""),
+    PaymentSubmitted {
+        envelope: Envelope::first(correlation, format!("http:{payment_id}"), ""),
         payment_id,
         end_to_end_id: checked
             .end_to_end_id
@@ -200,24 +239,7 @@ async fn submit_inner(
         corridor_code: checked.corridor_code,
         remittance_information: checked.remittance_information,
         client_ip: checked.client_ip,
-    };
-    let stored = serde_json::to_value(&event).map_err(|_| Problem::internal())?;
-    let claimed = app
-        .store
-        .claim_idempotency(&client.0, &key, &hash, payment_id, &stored)
-        .await
-        .map_err(db_error)?;
-    if !claimed {
-        // A concurrent request with the same key won the race; answer as it does.
-        let record = app
-            .store
-            .idempotency(&client.0, &key)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(Problem::internal)?;
-        return replay(app, client, &key, &hash, record).await;
     }
-    publish(app, client, &key, event).await
 }
 
 /// A request whose key was seen before: the same body gets the same answer,
@@ -260,7 +282,10 @@ async fn publish(
     let span =
         tracing::info_span!("payment", correlation_id = %correlation, payment_id = %payment_id);
     async {
-        match send_within(app, event).await {
+        let started = Instant::now();
+        let sent = send_within(app, event).await;
+        metrics::stage(ROUTE, Stage::Send, started);
+        match sent {
             Ok(()) => {}
             Err(NotAcked::NotSent(reason)) => {
                 tracing::warn!(%reason, "payment.submitted not sent; the client may retry");
@@ -287,11 +312,17 @@ async fn publish(
         // Acked: the payment is accepted whatever the database says now. A
         // lost mark only means a retry with this key sends the same event
         // again (downstream drops it); a 503 here would claim "not sent".
-        if let Err(error) = app
-            .store
-            .acked(&client.0, key, payment_id, &correlation, &body)
-            .await
-        {
+        let mark = AckMark {
+            client_id: client.0.clone(),
+            key: key.to_owned(),
+            payment_id,
+            correlation_id: correlation.clone(),
+            response: body.to_string(),
+        };
+        let started = Instant::now();
+        let marked = app.store.acked(mark).await;
+        metrics::stage(ROUTE, Stage::Mark, started);
+        if let Err(error) = marked {
             tracing::error!(%error, "payment acked but its idempotency record not updated");
         }
         tracing::info!("payment accepted");
@@ -346,6 +377,12 @@ mod tests {
         let c: Value = serde_json::from_str(r#"{"a":"2","b":{"x":[2,{"p":2,"q":1}],"y":1}}"#)
             .unwrap_or_default();
         assert_eq!(request_hash(&a), request_hash(&b));
+        // The bytes hashed are the compact text of the sorted value, as they
+        // were when records were first stored: old keys still match.
+        assert_eq!(
+            request_hash(&a),
+            Sha256::digest(br#"{"a":"1","b":{"x":[2,{"p":2,"q":1}],"y":1}}"#).to_vec()
+        );
         assert_ne!(request_hash(&a), request_hash(&c));
     }
 }

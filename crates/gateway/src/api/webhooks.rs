@@ -31,10 +31,11 @@ use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{App, NotAcked, db_error, send_within};
+use super::{App, NotAcked, group_error, send_within};
+use crate::metrics::{self, Stage};
 use crate::payment_request::{FieldError, control_character};
 use crate::problem::Problem;
-use crate::store::CardClaim;
+use crate::store::{CardClaim, CardClaimRequest};
 
 #[derive(Debug, Deserialize)]
 struct Webhook<'a> {
@@ -96,6 +97,8 @@ pub async fn card_transactions(
 }
 
 /// Namespace of the ids derived from a card transaction id.
+const ROUTE: &str = "/v1/webhooks/card-transactions";
+
 const NAMESPACE: Uuid = Uuid::from_u128(0x6fdd5a0c_0c9b_4b71_b45b_8da529e0b94d);
 
 /// The eventId of a card transaction's `card.transaction.received`: the same
@@ -231,17 +234,28 @@ async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
 /// concurrently or not: the first claims it and sends; the others wait
 /// for that send and answer as it did, or take over if it failed.
 async fn deliver(app: &App, event: CardTransactionReceived) -> Result<Response, Problem> {
-    let stored = serde_json::to_value(&event).map_err(|_| Problem::internal())?;
+    let stored = serde_json::to_string(&event).map_err(|_| Problem::internal())?;
     let deadline = Instant::now() + app.ack_timeout;
     let mut pause = Duration::from_millis(10);
     loop {
-        match app
-            .store
-            .claim_card_transaction(&event, &stored, app.ack_timeout)
-            .await
-            .map_err(db_error)?
-        {
-            CardClaim::Publish(first) => return publish(app, &event, first).await,
+        let claim = CardClaimRequest {
+            card_transaction_id: event.card_transaction_id.clone(),
+            event_id: event.envelope.event_id,
+            webhook_id: event.webhook_id.clone(),
+            card_id: event.card_id.clone(),
+            event: stored.clone(),
+            lease_seconds: app.ack_timeout.as_secs_f64(),
+        };
+        let started = std::time::Instant::now();
+        let claimed = app.store.claim_card_transaction(claim).await;
+        metrics::stage(ROUTE, Stage::Claim, started);
+        match claimed.map_err(group_error)? {
+            CardClaim::Publish(None) => return publish(app, event).await,
+            CardClaim::Publish(Some(first)) => {
+                same_transaction(&event, &first)?;
+                let first = serde_json::from_value(first).map_err(|_| Problem::internal())?;
+                return publish(app, first).await;
+            }
             CardClaim::Published(first) => {
                 same_transaction(&event, &first)?;
                 tracing::info!("card transaction already published");
@@ -261,8 +275,6 @@ async fn deliver(app: &App, event: CardTransactionReceived) -> Result<Response, 
     }
 }
 
-/// A later delivery must describe the same transaction as the first:
-/// the processor signs both, so a difference is its error, not a retry.
 fn same_transaction(event: &CardTransactionReceived, first: &Value) -> Result<(), Problem> {
     let first: CardTransactionReceived =
         serde_json::from_value(first.clone()).map_err(|_| Problem::internal())?;
@@ -286,16 +298,11 @@ fn same_transaction(event: &CardTransactionReceived, first: &Value) -> Result<()
 }
 
 /// Sends the event as first stored (same eventId on every attempt).
-async fn publish(
-    app: &App,
-    event: &CardTransactionReceived,
-    first: Value,
-) -> Result<Response, Problem> {
-    same_transaction(event, &first)?;
-    let first: CardTransactionReceived =
-        serde_json::from_value(first).map_err(|_| Problem::internal())?;
-    let id = first.card_transaction_id.clone();
-    let outcome = send_within(app, first).await;
+async fn publish(app: &App, event: CardTransactionReceived) -> Result<Response, Problem> {
+    let id = event.card_transaction_id.clone();
+    let started = std::time::Instant::now();
+    let outcome = send_within(app, event).await;
+    metrics::stage(ROUTE, Stage::Send, started);
     if let Err(not_acked) = outcome {
         if let Err(error) = app.store.release_card_transaction(&id).await {
             // The lease runs out by itself; the retry waits for it.
@@ -318,7 +325,10 @@ async fn publish(
     // Published: that is what the processor needs to know. A lost mark only
     // means a later delivery sends the same event again, which downstream
     // drops as a duplicate.
-    if let Err(error) = app.store.card_transaction_published(&id).await {
+    let started = std::time::Instant::now();
+    let marked = app.store.card_transaction_published(id).await;
+    metrics::stage(ROUTE, Stage::Mark, started);
+    if let Err(error) = marked {
         tracing::error!(%error, "card transaction published but not marked so");
     }
     tracing::info!("card transaction published");

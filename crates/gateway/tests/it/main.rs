@@ -5,6 +5,7 @@
 // Test helpers fail the test by panicking; that is their error report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batches;
 mod delivery;
 mod operations;
 mod payments;

@@ -4,6 +4,7 @@
 
 mod breaker;
 mod building;
+mod proactive_limits;
 mod requests;
 mod support;
 mod throttling;

@@ -1,7 +1,7 @@
 //! Behaviour knobs over HTTP: throttling, outages, the admin API and the
 //! request log.
 
-use paystream_sandbox::{AML, Config, IP_INTELLIGENCE};
+use paystream_sandbox::{AML, Config, IP_INTELLIGENCE, ProviderReport};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -190,4 +190,83 @@ async fn each_provider_keeps_the_requests_it_received() {
     );
     assert_eq!(received[0].headers["idempotency-key"], "key-1");
     assert!(aml.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_rate_limited_provider_says_how_it_stands_and_counts_its_429s() {
+    let mut config = Config::local();
+    config.aml = "rate=1/s,burst=3".parse().unwrap();
+    let sandbox = Sandbox::start(config).await.serve();
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let response = sandbox.screen(json!({ "name": "Anna Schmidt" })).await;
+        // A quota of the burst per the seconds it takes to refill, in both
+        // the current and the earlier draft's form.
+        assert_eq!(
+            header(&response, "ratelimit-policy"),
+            r#""default";q=3;w=3"#
+        );
+        assert_eq!(header(&response, "ratelimit-limit"), "3");
+        let remaining = header(&response, "ratelimit-remaining");
+        let reset = header(&response, "ratelimit-reset");
+        assert_eq!(
+            header(&response, "ratelimit"),
+            format!(r#""default";r={remaining};t={reset}"#)
+        );
+        seen.push((
+            response.status(),
+            remaining,
+            reset.parse::<u64>().unwrap(),
+            header(&response, "retry-after"),
+        ));
+    }
+    let statuses: Vec<_> = seen.iter().map(|(status, ..)| *status).collect();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let remaining: Vec<_> = seen.iter().map(|(_, left, ..)| left.as_str()).collect();
+    assert_eq!(remaining, ["2", "1", "0", "0"]);
+    // Full again in the whole seconds it takes to earn back what was spent.
+    let resets: Vec<_> = seen.iter().map(|(_, _, reset, _)| *reset).collect();
+    assert_eq!(resets, [1, 2, 3, 3], "{seen:?}");
+    assert_eq!(seen[3].3, "1", "the 429's Retry-After: one token back");
+
+    assert_eq!(
+        sandbox_report(&sandbox, AML).await,
+        ProviderReport {
+            requests: 4,
+            throttled: 1
+        }
+    );
+    assert_eq!(sandbox_report(&sandbox, IP_INTELLIGENCE).await.requests, 0);
+}
+
+/// The provider's report, read over the admin API as another crate's test would.
+async fn sandbox_report(sandbox: &Sandbox, provider: &str) -> ProviderReport {
+    sandbox
+        .http
+        .get(format!(
+            "{}/admin/providers/{provider}/report",
+            sandbox.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

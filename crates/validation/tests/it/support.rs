@@ -59,6 +59,12 @@ impl Default for Setup {
 
 impl Pipeline {
     pub async fn start(setup: Setup) -> Self {
+        Self::start_with(setup, |_| {}).await
+    }
+
+    /// [`Pipeline::start`], with validation's config changed by `configure`
+    /// before it starts.
+    pub async fn start_with(setup: Setup, configure: impl FnOnce(&mut Config)) -> Self {
         let shutdown = CancellationToken::new();
         let mut sandbox_config = paystream_sandbox::Config::local();
         sandbox_config.aml = setup.aml;
@@ -85,6 +91,7 @@ impl Pipeline {
         config.ip_intelligence_url = format!("{sandbox_url}/ip-intelligence");
         config.aml_url = format!("{sandbox_url}/aml");
         config.screening_bound_ms = setup.screening_bound.as_millis() as u64;
+        configure(&mut config);
         config.kafka = kafka.clone();
         config.registry = RegistryConfig::new(&registry.url).auto_register();
         let validation = paystream_validation::build(&config).await.unwrap().start();

@@ -1,0 +1,120 @@
+//! Card transactions: claims and published marks, many per statement (see
+//! [`GroupCommit`](crate::group_commit::GroupCommit)).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// A delivery's claim on its card transaction, to publish its event.
+#[derive(Debug, Clone)]
+pub struct CardClaimRequest {
+    pub card_transaction_id: String,
+    pub event_id: uuid::Uuid,
+    pub webhook_id: String,
+    pub card_id: String,
+    /// The event as JSON text, stored if this is the first delivery.
+    pub event: String,
+    /// How long the claim lasts unless released or marked published.
+    pub lease_seconds: f64,
+}
+
+/// Where a card transaction stands for a delivery that wants to publish it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardClaim {
+    /// This delivery sends the event: its own (`None`, the first delivery)
+    /// or the one first stored (an earlier delivery's send failed).
+    Publish(Option<Value>),
+    /// Already acknowledged by the broker: nothing to send.
+    Published(Value),
+    /// Another delivery is sending it now.
+    Busy,
+}
+
+/// Claims every transaction that nobody published or is publishing, in one
+/// statement, and tells the others apart with one read. Two claims of one
+/// transaction in a batch make the statement fail (a row may not be
+/// updated twice in one statement); the group commit then runs them one by
+/// one, as separate requests would be.
+pub async fn claim_cards_many(
+    pool: &PgPool,
+    claims: &[CardClaimRequest],
+) -> Result<Vec<CardClaim>, sqlx::Error> {
+    let claimed: Vec<(String, bool, Option<Value>)> = sqlx::query_as(
+        "INSERT INTO card_transactions (card_transaction_id, event_id, webhook_id, card_id, event, lease_until)
+         SELECT id, event_id, webhook_id, card_id, event::jsonb, clock_timestamp() + make_interval(secs => lease)
+         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::float8[])
+              AS c(id, event_id, webhook_id, card_id, event, lease)
+         ON CONFLICT (card_transaction_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
+         WHERE card_transactions.published_at IS NULL
+           AND (card_transactions.lease_until IS NULL OR card_transactions.lease_until < clock_timestamp())
+         RETURNING card_transaction_id, xmax = 0 AS inserted,
+                   CASE WHEN xmax = 0 THEN NULL ELSE event END",
+    )
+    .bind(column(claims, |c| c.card_transaction_id.as_str()))
+    .bind(column(claims, |c| c.event_id))
+    .bind(column(claims, |c| c.webhook_id.as_str()))
+    .bind(column(claims, |c| c.card_id.as_str()))
+    .bind(column(claims, |c| c.event.as_str()))
+    .bind(column(claims, |c| c.lease_seconds))
+    .fetch_all(pool)
+    .await?;
+    let mut outcomes: HashMap<String, CardClaim> = claimed
+        .into_iter()
+        .map(|(id, inserted, first)| {
+            let first = if inserted { None } else { first };
+            (id, CardClaim::Publish(first))
+        })
+        .collect();
+    let others: Vec<&str> = claims
+        .iter()
+        .map(|c| c.card_transaction_id.as_str())
+        .filter(|id| !outcomes.contains_key(*id))
+        .collect();
+    if !others.is_empty() {
+        let rows: Vec<(String, Value, bool)> = sqlx::query_as(
+            "SELECT card_transaction_id, event, published_at IS NOT NULL
+             FROM card_transactions WHERE card_transaction_id = ANY($1)",
+        )
+        .bind(&others)
+        .fetch_all(pool)
+        .await?;
+        for (id, event, published) in rows {
+            let claim = if published {
+                CardClaim::Published(event)
+            } else {
+                CardClaim::Busy
+            };
+            outcomes.insert(id, claim);
+        }
+    }
+    Ok(claims
+        .iter()
+        // Claimed by another delivery (or, in between, released by it).
+        .map(|c| {
+            outcomes
+                .get(&c.card_transaction_id)
+                .cloned()
+                .unwrap_or(CardClaim::Busy)
+        })
+        .collect())
+}
+
+/// Marks card transactions published, in one statement on the store's
+/// relaxed pool, whose commits do not wait for the disk: a lost mark only means a later delivery sends the same
+/// event again (same eventId), which downstream drops as a duplicate.
+pub async fn cards_published_many(pool: &PgPool, ids: &[String]) -> Result<Vec<()>, sqlx::Error> {
+    sqlx::query(
+        "UPDATE card_transactions SET published_at = now(), lease_until = NULL
+         WHERE card_transaction_id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(vec![(); ids.len()])
+}
+
+/// One column of a batch, to bind as an array.
+pub(super) fn column<'a, T, C>(items: &'a [T], field: impl Fn(&'a T) -> C) -> Vec<C> {
+    items.iter().map(field).collect()
+}

@@ -1,0 +1,103 @@
+//! Idempotency claims and ack marks, many per statement: what
+//! [`GroupCommit`](crate::group_commit::GroupCommit) runs for requests that
+//! arrived together, and what a batch submission runs for its items.
+
+use std::collections::HashSet;
+
+use paystream_contract::PaymentStatus;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::cards::column;
+
+/// A new payment's idempotency record, before its event is sent.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    pub client_id: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub payment_id: Uuid,
+    /// The `payment.submitted` event as JSON text, re-sent unchanged on retry.
+    pub event: String,
+}
+
+/// A payment the broker acked: its 202 body is kept for replays and its
+/// status starts at SUBMITTED.
+#[derive(Debug, Clone)]
+pub struct AckMark {
+    pub client_id: String,
+    pub key: String,
+    pub payment_id: Uuid,
+    pub correlation_id: String,
+    /// The 202 body as JSON text.
+    pub response: String,
+}
+
+/// Inserts every claim whose (client, key) is free, in one statement and so
+/// one commit; answers, per claim, whether it was this one that took the key.
+/// Two claims of one key in the same batch are settled as two requests would
+/// be: the first row wins, the second finds it taken.
+pub async fn claim_many(pool: &PgPool, claims: &[NewClaim]) -> Result<Vec<bool>, sqlx::Error> {
+    let won: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, payment_id, event)
+         SELECT client_id, idempotency_key, request_hash, payment_id, event::jsonb
+         FROM unnest($1::text[], $2::text[], $3::bytea[], $4::uuid[], $5::text[])
+              AS claim(client_id, idempotency_key, request_hash, payment_id, event)
+         ON CONFLICT DO NOTHING
+         RETURNING payment_id",
+    )
+    .bind(column(claims, |c| c.client_id.as_str()))
+    .bind(column(claims, |c| c.key.as_str()))
+    .bind(column(claims, |c| c.request_hash.as_slice()))
+    .bind(column(claims, |c| c.payment_id))
+    .bind(column(claims, |c| c.event.as_str()))
+    .fetch_all(pool)
+    .await?;
+    let won: HashSet<Uuid> = won.into_iter().collect();
+    Ok(claims.iter().map(|c| won.contains(&c.payment_id)).collect())
+}
+
+/// Marks every payment acked and starts its status, in one statement.
+///
+/// `pool` is the store's relaxed pool, whose commits do not wait for the
+/// disk (`synchronous_commit = off`):
+/// the payment is accepted once the broker acked it, whatever happens to
+/// this mark. Were the database to crash before flushing it (a fraction of a
+/// second), a retry with the key would send the very same event again, which
+/// every consumer drops as a duplicate, and the status would come back with
+/// the pipeline's first event: nothing is lost that matters, and the 202 no
+/// longer waits for a second fsync.
+pub async fn ack_many(pool: &PgPool, marks: &[AckMark]) -> Result<Vec<()>, sqlx::Error> {
+    // One status row per payment: ON CONFLICT DO UPDATE may not touch a row
+    // twice in one statement, and two retries of one key can be acked
+    // together.
+    let mut seen = HashSet::new();
+    let statuses: Vec<&AckMark> = marks
+        .iter()
+        .filter(|mark| seen.insert(mark.payment_id))
+        .collect();
+    sqlx::query(
+        "WITH marked AS (
+             UPDATE idempotency_keys k SET response = a.response::jsonb, acked_at = now()
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS a(client_id, idempotency_key, response)
+             WHERE k.client_id = a.client_id AND k.idempotency_key = a.idempotency_key
+         )
+         INSERT INTO payment_status (payment_id, correlation_id, status, status_rank)
+         SELECT payment_id, correlation_id, $6, $7
+         FROM unnest($4::uuid[], $5::text[]) AS s(payment_id, correlation_id)
+         ON CONFLICT (payment_id) DO UPDATE SET
+             status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
+             reason_code = NULL, reason_text = NULL, updated_at = now()
+         WHERE payment_status.status_rank < EXCLUDED.status_rank",
+    )
+    .bind(column(marks, |m| m.client_id.as_str()))
+    .bind(column(marks, |m| m.key.as_str()))
+    .bind(column(marks, |m| m.response.as_str()))
+    .bind(column(&statuses, |m| m.payment_id))
+    .bind(column(&statuses, |m| m.correlation_id.as_str()))
+    .bind(PaymentStatus::Submitted.name())
+    .bind(PaymentStatus::Submitted.rank())
+    .execute(pool)
+    .await?;
+    Ok(vec![(); marks.len()])
+}
