@@ -83,10 +83,10 @@ impl Handler<PaymentSubmitted> for Validator {
                     .decisions
                     .with_label_values(&[decision.name(), reason_code])
                     .inc();
-                // Debug, not info: every decision is in the decisions table,
-                // the metrics and the trace already; at info this would be a
-                // formatted write per payment on the hot path.
-                tracing::debug!(%payment_id, decision = decision.name(), reason_code, "payment decided");
+                // Info, though it costs a formatted write per payment: an
+                // operator searching the logs for a payment's correlation id
+                // must find its decision (PAYSTREAM_LOG=warn turns it off).
+                tracing::info!(%payment_id, decision = decision.name(), reason_code, "payment decided");
             }
             Written::AlreadyDecided => {
                 tracing::warn!(%payment_id, "payment submitted again under another eventId; its first decision stands");
