@@ -30,16 +30,6 @@ pub enum GroupError {
     Stopped,
 }
 
-impl GroupError {
-    /// The database error, if that is what this is.
-    pub fn database(&self) -> Option<&sqlx::Error> {
-        match self {
-            GroupError::Database(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
 /// Items per statement, by statement: how much grouping the load gives.
 static BATCH_SIZE: LazyLock<HistogramVec> = LazyLock::new(|| {
     let histogram = HistogramVec::new(

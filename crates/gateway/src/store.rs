@@ -22,6 +22,11 @@ pub use claims::{AckMark, NewClaim, ack_many, claim_many};
 
 use crate::group_commit::{GroupCommit, GroupError};
 
+/// One column of a batch, to bind as an array (`unnest($1::text[], …)`).
+fn column<'a, T, C>(items: &'a [T], field: impl Fn(&'a T) -> C) -> Vec<C> {
+    items.iter().map(field).collect()
+}
+
 /// Statements of one kind in flight at once. One writer per kind, as
 /// TigerBeetle has one: everything that queues while a commit waits for the
 /// disk goes into the next. Measured at 50 connections (BENCHMARKS.md): 1

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::IdempotencyRecord;
-use super::cards::column;
+use super::column;
 
 /// A batch as first received under its key.
 #[derive(Debug, Clone)]

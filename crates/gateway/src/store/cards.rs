@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use super::column;
+
 /// A delivery's claim on its card transaction, to publish its event.
 #[derive(Debug, Clone)]
 pub struct CardClaimRequest {
@@ -112,9 +114,4 @@ pub async fn cards_published_many(pool: &PgPool, ids: &[String]) -> Result<Vec<(
     .execute(pool)
     .await?;
     Ok(vec![(); ids.len()])
-}
-
-/// One column of a batch, to bind as an array.
-pub(super) fn column<'a, T, C>(items: &'a [T], field: impl Fn(&'a T) -> C) -> Vec<C> {
-    items.iter().map(field).collect()
 }

@@ -8,7 +8,7 @@ use paystream_contract::PaymentStatus;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::cards::column;
+use super::column;
 
 /// A new payment's idempotency record, before its event is sent.
 #[derive(Debug, Clone)]

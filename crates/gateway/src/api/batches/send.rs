@@ -31,10 +31,10 @@ pub(super) async fn answer(
         }
     }
     let mut sent: Vec<Option<Result<(), NotAcked>>> = items.iter().map(|_| None).collect();
-    // The codec learns the schema id from the registry on first use and does
-    // not coalesce lookups: a cold gateway fanning out 1,000 sends would make
-    // 1,000 registry calls and miss the ack timeout. One lookup first; if the
-    // registry cannot answer it, no event can be encoded, so none is sent.
+    // One schema-id lookup before fanning out (the codec shares it with every
+    // send): if the registry cannot answer it, no event can be encoded, so
+    // every item is reported NOT_SENT at once rather than each send waiting
+    // out the ack timeout and coming back UNKNOWN.
     if !sends.is_empty() {
         let codec = app.producer.codec();
         // Bounded like a send: a registry that hangs must not hang the batch.
