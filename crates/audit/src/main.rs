@@ -3,6 +3,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The audit log: every record of every topic and dead-letter topic, hash
 /// chained per partition, append-only; a payment's timeline across services.
 #[derive(Debug, Parser)]

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use paystream_cbs_debit::{Config, DatabaseArgs, operator};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The core-banking debit ledger: holds payments' amounts, posts or voids
 /// them on the rail's answer, posts card transactions.
 #[derive(Debug, Parser)]

@@ -99,6 +99,18 @@ where
             .await
             .unwrap_or(Err(GroupError::Stopped))
     }
+
+    /// Waits until every item queued before this call has been written (or
+    /// has failed).
+    pub async fn flush(&self) -> Result<(), GroupError> {
+        self.batcher.flush().await.map_err(|_| GroupError::Stopped)
+    }
+
+    /// Queues `item` for the next batch and returns at once: for a write
+    /// whose loss is harmless. If it fails, the driver logs it.
+    pub fn enqueue(&self, item: I) -> Result<(), GroupError> {
+        self.batcher.enqueue(item).map_err(|_| GroupError::Stopped)
+    }
 }
 
 async fn run_batch<I, O, F, Fut>(name: &'static str, jobs: Vec<Job<I, Outcome<O>>>, run: &F)
@@ -115,8 +127,8 @@ where
     let items: Arc<[I]> = items.into();
     let single = items.len() == 1;
     match answer(run(items.clone()).await, replies.len()) {
-        Ok(results) => deliver(replies, results),
-        Err(error) if single => deliver(replies, vec![Err(error)]),
+        Ok(results) => deliver(name, replies, results),
+        Err(error) if single => deliver(name, replies, vec![Err(error)]),
         Err(error) => {
             tracing::warn!(statement = name, items = items.len(), %error, "a batch failed; running its items one by one");
             for (item, reply) in items.iter().zip(replies) {
@@ -130,7 +142,7 @@ where
                     }),
                     Err(error) => Err(error),
                 };
-                deliver(vec![reply], vec![result]);
+                deliver(name, vec![reply], vec![result]);
             }
         }
     }
@@ -151,8 +163,12 @@ fn answer<O>(
     Ok(results.into_iter().map(Ok).collect())
 }
 
-fn deliver<O>(replies: Vec<Reply<Outcome<O>>>, results: Vec<Outcome<O>>) {
+fn deliver<O>(name: &'static str, replies: Vec<Reply<Outcome<O>>>, results: Vec<Outcome<O>>) {
     for (reply, result) in replies.into_iter().zip(results) {
+        if let (true, Err(error)) = (reply.is_detached(), &result) {
+            // Nobody waits to hear it: this line is the only trace.
+            tracing::error!(statement = name, %error, "a queued write failed");
+        }
         reply.send(result);
     }
 }

@@ -1,5 +1,8 @@
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Paystream's HTTP front door: payments and card webhooks in, status out.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = paystream_telemetry::ENV_HELP)]

@@ -1,5 +1,6 @@
 //! Where the time of an accepted request goes, for operators and for the
-//! benchmark: the idempotency claim, the broker's ack, the ack mark.
+//! benchmark: the idempotency claim and the broker's ack (the mark after
+//! it is written without the request waiting).
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -13,8 +14,6 @@ pub enum Stage {
     Claim,
     /// The event sent and acked by the broker.
     Send,
-    /// The acked / published mark committed.
-    Mark,
 }
 
 impl Stage {
@@ -22,7 +21,6 @@ impl Stage {
         match self {
             Stage::Claim => "claim",
             Stage::Send => "send",
-            Stage::Mark => "mark",
         }
     }
 }

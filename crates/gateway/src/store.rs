@@ -129,11 +129,14 @@ impl Store {
         &self.pool
     }
 
+    /// The record under a key, with every ack mark this gateway queued
+    /// before the call written first (see [`Store::marks_written`]).
     pub async fn idempotency(
         &self,
         client_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+        self.marks_written().await;
         let row: Option<(Vec<u8>, Uuid, Value, Option<Value>)> = sqlx::query_as(
             "SELECT request_hash, payment_id, event, response FROM idempotency_keys
              WHERE client_id = $1 AND idempotency_key = $2",
@@ -158,32 +161,66 @@ impl Store {
         self.claims.submit(claim).await
     }
 
+    /// Waits for the ack marks queued so far to be written: a retry that
+    /// reads its key's record right after the 202 (a millisecond later) then
+    /// finds it marked and replays the answer rather than sending the event
+    /// again. A retry that reaches another gateway instance in that
+    /// millisecond sends the same event again, which consumers drop.
+    pub async fn marks_written(&self) {
+        if let Err(error) = self.acks.flush().await {
+            tracing::warn!(%error, "ack marks not flushed before a replay");
+        }
+    }
+
+    /// The records the client holds under any of `keys`, by key, with the
+    /// queued ack marks written first (as [`Store::idempotency`]).
+    pub async fn idempotency_many(
+        &self,
+        client_id: &str,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, IdempotencyRecord>, sqlx::Error> {
+        self.marks_written().await;
+        batches::idempotency_many(&self.pool, client_id, keys).await
+    }
+
     /// Marks many payments acked in one statement (a batch submission's).
     pub async fn acked_all(&self, marks: &[AckMark]) -> Result<(), sqlx::Error> {
         ack_many(&self.relaxed, marks).await.map(drop)
     }
 
-    /// Marks a payment acked by the broker: keeps the response for replays
-    /// and starts its status at SUBMITTED, with the marks that arrive with it.
-    pub async fn acked(&self, mark: AckMark) -> Result<(), GroupError> {
-        self.acks.submit(mark).await
+    /// Queues the mark of a payment acked by the broker (its response kept
+    /// for replays, its status started at SUBMITTED), to be written with the
+    /// marks that arrive with it. Nobody waits for it: see [`ack_many`] for
+    /// why its loss is harmless.
+    pub fn mark_acked(&self, mark: AckMark) -> Result<(), GroupError> {
+        self.acks.enqueue(mark)
     }
 
     /// The status of a payment the client submitted; None for anyone else's.
     /// The pipeline's reason text is not read: it is for compliance, not
     /// for the client.
+    ///
+    /// A payment with no status row yet is SUBMITTED: its 202 went out
+    /// before the ack mark that starts the row was written. (A client learns
+    /// a payment id only from a 202, so it asks only after the broker's ack.)
     pub async fn status(
         &self,
         client_id: &str,
         payment_id: Uuid,
     ) -> Result<Option<StatusRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT s.payment_id, s.correlation_id, s.status, s.reason_code, s.updated_at, s.notified
-             FROM payment_status s JOIN idempotency_keys k ON k.payment_id = s.payment_id
-             WHERE s.payment_id = $1 AND k.client_id = $2",
+            "SELECT k.payment_id,
+                    COALESCE(s.correlation_id, k.event->'envelope'->>'correlationId') AS correlation_id,
+                    COALESCE(s.status, $3) AS status,
+                    s.reason_code,
+                    COALESCE(s.updated_at, k.acked_at, k.created_at) AS updated_at,
+                    COALESCE(s.notified, '{}') AS notified
+             FROM idempotency_keys k LEFT JOIN payment_status s ON s.payment_id = k.payment_id
+             WHERE k.payment_id = $1 AND k.client_id = $2",
         )
         .bind(payment_id)
         .bind(client_id)
+        .bind(PaymentStatus::Submitted.name())
         .fetch_optional(&self.pool)
         .await
     }
@@ -197,9 +234,12 @@ impl Store {
         self.card_claims.submit(claim).await
     }
 
-    /// Marks a card transaction published, with the marks that arrive with it.
-    pub async fn card_transaction_published(&self, id: String) -> Result<(), GroupError> {
-        self.card_marks.submit(id).await
+    /// Queues the published mark of a card transaction, to be written with
+    /// the marks that arrive with it. Nobody waits for it: lost, it means a
+    /// later delivery of the transaction sends the same event (same eventId)
+    /// again once the lease runs out, and consumers drop the repeat.
+    pub fn mark_card_transaction_published(&self, id: String) -> Result<(), GroupError> {
+        self.card_marks.enqueue(id)
     }
 
     /// Gives up a claim whose send failed, so the processor's retry need

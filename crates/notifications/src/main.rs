@@ -4,6 +4,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use paystream_notifications::{Config, DatabaseArgs};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tells customers what happened to their payments, by SMS or e-mail
 /// through a provider, never twice.
 #[derive(Debug, Parser)]

@@ -1,5 +1,8 @@
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sends debited credit transfers to the RTGS rail as ISO 20022 pacs.008,
 /// once per payment under its UETR, and brings the rail's outcome back.
 #[derive(Debug, Parser)]

@@ -23,7 +23,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// reply tells its waiter that the batch never answered.
 pub struct Job<I, O> {
     pub item: I,
-    reply: oneshot::Sender<O>,
+    /// None for an item queued with [`Batcher::enqueue`]: nobody waits.
+    reply: Option<oneshot::Sender<O>>,
 }
 
 impl<I, O> Job<I, O> {
@@ -39,13 +40,20 @@ impl<I, O> Job<I, O> {
 }
 
 /// Where one job's reply goes.
-pub struct Reply<O>(oneshot::Sender<O>);
+pub struct Reply<O>(Option<oneshot::Sender<O>>);
 
 impl<O> Reply<O> {
+    /// Whether the item was queued with nobody waiting for it, so that the
+    /// batch function itself must report what went wrong with it.
+    pub fn is_detached(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub fn send(self, output: O) {
+        let Some(waiter) = self.0 else { return };
         // The waiter may have gone (its record abandoned, its client hung
         // up): the commit stands either way and its retry finds it.
-        if self.0.send(output).is_err() {
+        if waiter.send(output).is_err() {
             tracing::debug!("a batched item's waiter left before its reply");
         }
     }
@@ -57,9 +65,16 @@ impl<O> Reply<O> {
 #[error("the batch {0} stopped before it answered")]
 pub struct Stopped(pub &'static str);
 
+/// What the driver's queue carries: items, and requests to hear when
+/// everything queued before them has been run.
+enum Entry<I, O> {
+    Job(Job<I, O>),
+    Flush(oneshot::Sender<()>),
+}
+
 pub struct Batcher<I, O> {
     name: &'static str,
-    queue: mpsc::UnboundedSender<Job<I, O>>,
+    queue: mpsc::UnboundedSender<Entry<I, O>>,
 }
 
 impl<I, O> Clone for Batcher<I, O> {
@@ -79,20 +94,33 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: Fn(Vec<Job<I, O>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let (queue, mut jobs) = mpsc::unbounded_channel::<Job<I, O>>();
-        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let (queue, mut entries) = mpsc::unbounded_channel::<Entry<I, O>>();
+        let concurrency = concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
         let max_batch = max_batch.max(1);
         tokio::spawn(async move {
-            while let Some(first) = jobs.recv().await {
+            while let Some(entry) = entries.recv().await {
+                let first = match entry {
+                    Entry::Job(job) => job,
+                    Entry::Flush(done) => {
+                        flush(&slots, concurrency, done).await;
+                        continue;
+                    }
+                };
                 // Waiting for a slot is what lets the next batch grow.
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
                 let mut batch = Vec::with_capacity(max_batch.min(64));
                 batch.push(first);
+                let mut flush_after = None;
                 while batch.len() < max_batch {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
+                    match entries.try_recv() {
+                        Ok(Entry::Job(job)) => batch.push(job),
+                        Ok(Entry::Flush(done)) => {
+                            flush_after = Some(done);
+                            break;
+                        }
                         Err(_) => break,
                     }
                 }
@@ -101,6 +129,9 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                     work.await;
                     drop(permit);
                 });
+                if let Some(done) = flush_after {
+                    flush(&slots, concurrency, done).await;
+                }
             }
         });
         Self { name, queue }
@@ -110,9 +141,43 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     pub async fn submit(&self, item: I) -> Result<O, Stopped> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { item, reply })
+            .send(Entry::Job(Job {
+                item,
+                reply: Some(reply),
+            }))
             .map_err(|_| Stopped(self.name))?;
         answer.await.map_err(|_| Stopped(self.name))
+    }
+
+    /// Queues `item` for the next batch without waiting for it: for writes
+    /// whose loss is harmless and whose caller has already answered.
+    pub fn enqueue(&self, item: I) -> Result<(), Stopped> {
+        self.queue
+            .send(Entry::Job(Job { item, reply: None }))
+            .map_err(|_| Stopped(self.name))
+    }
+
+    /// Waits until every item queued before this call has been run, waited
+    /// for or not: a reader that must see what was [`enqueue`](Self::enqueue)d
+    /// calls this first.
+    pub async fn flush(&self) -> Result<(), Stopped> {
+        let (done, flushed) = oneshot::channel();
+        self.queue
+            .send(Entry::Flush(done))
+            .map_err(|_| Stopped(self.name))?;
+        flushed.await.map_err(|_| Stopped(self.name))
+    }
+}
+
+/// Every batch already started holds a slot: holding them all means each
+/// has finished.
+async fn flush(slots: &Arc<Semaphore>, concurrency: usize, done: oneshot::Sender<()>) {
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    if let Ok(permits) = slots.acquire_many(all).await {
+        drop(permits);
+    }
+    if done.send(()).is_err() {
+        tracing::debug!("a flush's waiter left before the flush ended");
     }
 }
 
@@ -148,6 +213,49 @@ mod tests {
         let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50);
         assert!(sizes.len() < 50, "items were batched: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn an_enqueued_item_is_run_with_nobody_waiting_for_it() {
+        let (seen, mut ran) = mpsc::unbounded_channel();
+        let batcher = Batcher::spawn("detached", 10, 1, move |jobs: Vec<Job<u32, ()>>| {
+            let seen = seen.clone();
+            async move {
+                for job in jobs {
+                    let (item, reply) = job.into_parts();
+                    if seen.send((item, reply.is_detached())).is_err() {
+                        return;
+                    }
+                    reply.send(());
+                }
+            }
+        });
+        assert!(batcher.enqueue(7).is_ok());
+        let ran = tokio::time::timeout(Duration::from_secs(5), ran.recv()).await;
+        assert_eq!(ran.ok().flatten(), Some((7, true)));
+    }
+
+    #[tokio::test]
+    async fn a_flush_returns_only_after_every_item_queued_before_it_ran() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let seen = written.clone();
+        let batcher = Batcher::spawn("slow", 2, 1, move |jobs: Vec<Job<u32, ()>>| {
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                for job in jobs {
+                    let (item, reply) = job.into_parts();
+                    seen.lock().unwrap_or_else(|e| e.into_inner()).push(item);
+                    reply.send(());
+                }
+            }
+        });
+        for n in 0..5 {
+            assert!(batcher.enqueue(n).is_ok());
+        }
+        assert!(batcher.flush().await.is_ok());
+        let written = written.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(written, [0, 1, 2, 3, 4]);
     }
 
     #[tokio::test]

@@ -1,5 +1,8 @@
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Validates submitted payments (rules, IP intelligence, AML screening) and
 /// decides each exactly once.
 #[derive(Debug, Parser)]

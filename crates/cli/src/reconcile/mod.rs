@@ -109,25 +109,42 @@ where
 pub async fn reconcile(args: &Args) -> anyhow::Result<Reconciliation> {
     let mut views: HashMap<Uuid, Views> = HashMap::new();
     let gateway = connect(&args.gateway_database_url).await?;
-    for (id, currency, amount, status) in rows::<(Uuid, Option<String>, Option<i64>, Option<String>)>(
-        &gateway,
-        "SELECT k.payment_id, k.event->>'currency', (k.event->>'amountMinor')::bigint, s.status \
-         FROM idempotency_keys k LEFT JOIN payment_status s ON s.payment_id = k.payment_id \
-         WHERE k.acked_at IS NOT NULL",
-    )
-    .await?
+    // The ack mark is written after the 202, without waiting: a gateway
+    // killed in between leaves a payment the broker acked unmarked. Such a
+    // record counts as accepted once a service downstream has the payment,
+    // which proves it was published; one nobody has is a send that failed.
+    let mut unmarked = HashMap::new();
+    for (id, acked, currency, amount, status) in
+        rows::<(Uuid, bool, Option<String>, Option<i64>, Option<String>)>(
+            &gateway,
+            "SELECT k.payment_id, k.acked_at IS NOT NULL, k.event->>'currency', \
+           (k.event->>'amountMinor')::bigint, s.status \
+         FROM idempotency_keys k LEFT JOIN payment_status s ON s.payment_id = k.payment_id",
+        )
+        .await?
     {
-        let view = views.entry(id).or_default();
-        view.accepted = true;
-        view.currency = currency;
-        view.amount_minor = amount;
-        view.status = status;
+        let view = Views {
+            accepted: true,
+            currency,
+            amount_minor: amount,
+            status,
+            ..Views::default()
+        };
+        if acked {
+            views.insert(id, view);
+        } else {
+            unmarked.insert(id, view);
+        }
     }
     let validation = connect(&args.validation_database_url).await?;
     for (id, decision) in
         rows::<(Uuid, String)>(&validation, "SELECT payment_id, decision FROM decisions").await?
     {
-        views.entry(id).or_default().validation = Some(decision);
+        let view = match unmarked.remove(&id) {
+            Some(record) => views.entry(id).or_insert(record),
+            None => views.entry(id).or_default(),
+        };
+        view.validation = Some(decision);
     }
     let ledger = connect(&args.cbs_debit_database_url).await?;
     for (id, decision, posted, voided) in rows::<(Uuid, String, bool, bool)>(

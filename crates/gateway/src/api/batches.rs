@@ -172,7 +172,9 @@ async fn replay(
         .filter(|row| row.payment_id.is_some())
         .filter_map(|row| row.idempotency_key.as_deref())
         .collect();
-    let records = store::idempotency_many(pool, &client.0, &keys)
+    let records = app
+        .store
+        .idempotency_many(&client.0, &keys)
         .await
         .map_err(db_error)?;
     let items = rows

@@ -309,9 +309,10 @@ async fn publish(
             "correlationId": correlation,
             "status": "SUBMITTED",
         });
-        // Acked: the payment is accepted whatever the database says now. A
-        // lost mark only means a retry with this key sends the same event
-        // again (downstream drops it); a 503 here would claim "not sent".
+        // Acked: the payment is accepted whatever the database says now, so
+        // the 202 does not wait for the mark. A lost mark only means a retry
+        // with this key sends the same event again (downstream drops it); a
+        // 503 here would claim "not sent".
         let mark = AckMark {
             client_id: client.0.clone(),
             key: key.to_owned(),
@@ -319,10 +320,7 @@ async fn publish(
             correlation_id: correlation.clone(),
             response: body.to_string(),
         };
-        let started = Instant::now();
-        let marked = app.store.acked(mark).await;
-        metrics::stage(ROUTE, Stage::Mark, started);
-        if let Err(error) = marked {
+        if let Err(error) = app.store.mark_acked(mark) {
             tracing::error!(%error, "payment acked but its idempotency record not updated");
         }
         tracing::info!("payment accepted");

@@ -322,13 +322,10 @@ async fn publish(app: &App, event: CardTransactionReceived) -> Result<Response, 
             }
         });
     }
-    // Published: that is what the processor needs to know. A lost mark only
-    // means a later delivery sends the same event again, which downstream
-    // drops as a duplicate.
-    let started = std::time::Instant::now();
-    let marked = app.store.card_transaction_published(id).await;
-    metrics::stage(ROUTE, Stage::Mark, started);
-    if let Err(error) = marked {
+    // Published: that is what the processor needs to know, and it need not
+    // wait for the mark. A lost mark only means a later delivery sends the
+    // same event again, which downstream drops as a duplicate.
+    if let Err(error) = app.store.mark_card_transaction_published(id) {
         tracing::error!(%error, "card transaction published but not marked so");
     }
     tracing::info!("card transaction published");

@@ -131,7 +131,7 @@ pub async fn batch_items(pool: &PgPool, batch_id: Uuid) -> Result<Vec<BatchItemR
 }
 
 /// The idempotency records the client holds under any of `keys`, by key.
-pub async fn idempotency_many(
+pub(super) async fn idempotency_many(
     pool: &PgPool,
     client_id: &str,
     keys: &[&str],

@@ -33,6 +33,50 @@ async fn an_accepted_payment_is_on_kafka_keyed_by_debtor_with_the_correlation_of
     assert_eq!(view["correlationId"], correlation);
 }
 
+/// The 202 does not wait for the ack mark that starts the status row, so a
+/// `GET` can arrive before it: the payment is then SUBMITTED, not unknown.
+#[tokio::test]
+async fn a_payment_read_before_its_ack_mark_is_written_is_submitted() {
+    let app = spawn_app().await;
+    let (status, _, body) = app.post_payment(Some("order-early-read"), &payment()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let payment_id: uuid::Uuid = body["paymentId"].as_str().unwrap().parse().unwrap();
+    let db = sqlx::PgPool::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    // Wait for the mark, then take it back: the state a read finds when it
+    // overtakes the mark.
+    wait_until(WAIT, "the ack mark", || async {
+        let acked: Option<bool> = sqlx::query_scalar(
+            "SELECT acked_at IS NOT NULL FROM idempotency_keys WHERE payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+        (acked == Some(true)).then_some(())
+    })
+    .await;
+    sqlx::query("DELETE FROM payment_status WHERE payment_id = $1")
+        .bind(payment_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE idempotency_keys SET acked_at = NULL, response = NULL WHERE payment_id = $1",
+    )
+    .bind(payment_id)
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let (status, view) = app.get(&format!("/v1/payments/{payment_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["status"], "SUBMITTED");
+    assert_eq!(view["correlationId"], body["correlationId"]);
+    assert_eq!(view["notifications"], json!([]));
+}
+
 #[tokio::test]
 async fn the_same_key_and_body_replays_the_202_and_another_body_is_refused() {
     let app = spawn_app().await;

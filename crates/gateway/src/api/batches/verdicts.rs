@@ -67,7 +67,9 @@ pub(super) async fn claim(
             _ => None,
         })
         .collect();
-    let records = store::idempotency_many(pool, &client.0, &taken)
+    let records = app
+        .store
+        .idempotency_many(&client.0, &taken)
         .await
         .map_err(db_error)?;
     planned
