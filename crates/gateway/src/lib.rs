@@ -46,6 +46,8 @@ pub enum StartError {
 
 pub struct Server {
     service: Service,
+    /// Kept to write the marks still queued when the server stops.
+    store: store::Store,
 }
 
 impl Server {
@@ -67,7 +69,7 @@ impl Server {
         metrics::register();
         let store = store::Store::new(pool);
         let app = api::App {
-            store,
+            store: store.clone(),
             producer: service.producer().clone(),
             ack_timeout: config.accept_timeout(),
             webhook_secret: config
@@ -86,7 +88,7 @@ impl Server {
         };
         service.routes(api::router(app, limits));
         service.consume::<AnyEvent, _>(status::GROUP, status::TOPICS, status::StatusFeed);
-        Ok(Self { service })
+        Ok(Self { service, store })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -98,9 +100,12 @@ impl Server {
         self.service.start()
     }
 
-    /// Serves the API and keeps the status read model up to date until `shutdown`.
+    /// Serves the API and keeps the status read model up to date until
+    /// `shutdown`; then writes the marks the last requests queued.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        Ok(self.service.run(shutdown).await?)
+        let served = self.service.run(shutdown).await;
+        self.store.write_queued_marks().await;
+        Ok(served?)
     }
 }
 

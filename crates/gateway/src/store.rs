@@ -172,6 +172,19 @@ impl Store {
         }
     }
 
+    /// Waits for every queued mark (acks and published card transactions)
+    /// to be written: a stopping gateway leaves none behind.
+    pub async fn write_queued_marks(&self) {
+        for (marks, flushed) in [
+            ("ack", self.acks.flush().await),
+            ("card published", self.card_marks.flush().await),
+        ] {
+            if let Err(error) = flushed {
+                tracing::warn!(%error, marks, "queued marks not written at shutdown");
+            }
+        }
+    }
+
     /// The records the client holds under any of `keys`, by key, with the
     /// queued ack marks written first (as [`Store::idempotency`]).
     pub async fn idempotency_many(
