@@ -129,30 +129,13 @@ impl Store {
         &self.pool
     }
 
-    /// The record under a key, with every ack mark this gateway queued
-    /// before the call written first (see [`Store::marks_written`]).
+    /// The record under a key; see [`Store::idempotency_many`].
     pub async fn idempotency(
         &self,
         client_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
-        self.marks_written().await;
-        let row: Option<(Vec<u8>, Uuid, Value, Option<Value>)> = sqlx::query_as(
-            "SELECT request_hash, payment_id, event, response FROM idempotency_keys
-             WHERE client_id = $1 AND idempotency_key = $2",
-        )
-        .bind(client_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(
-            |(request_hash, payment_id, event, response)| IdempotencyRecord {
-                request_hash,
-                payment_id,
-                event,
-                response,
-            },
-        ))
+        Ok(self.idempotency_many(client_id, &[key]).await?.remove(key))
     }
 
     /// Records a new key, sharing the statement with the claims that
@@ -161,39 +144,41 @@ impl Store {
         self.claims.submit(claim).await
     }
 
-    /// Waits for the ack marks queued so far to be written: a retry that
-    /// reads its key's record right after the 202 (a millisecond later) then
-    /// finds it marked and replays the answer rather than sending the event
-    /// again. A retry that reaches another gateway instance in that
-    /// millisecond sends the same event again, which consumers drop.
-    pub async fn marks_written(&self) {
+    /// Waits for the ack marks queued so far to be written.
+    async fn marks_written(&self) {
         if let Err(error) = self.acks.flush().await {
-            tracing::warn!(%error, "ack marks not flushed before a replay");
+            tracing::warn!(%error, "queued ack marks not written");
         }
     }
 
     /// Waits for every queued mark (acks and published card transactions)
     /// to be written: a stopping gateway leaves none behind.
     pub async fn write_queued_marks(&self) {
-        for (marks, flushed) in [
-            ("ack", self.acks.flush().await),
-            ("card published", self.card_marks.flush().await),
-        ] {
-            if let Err(error) = flushed {
-                tracing::warn!(%error, marks, "queued marks not written at shutdown");
-            }
+        self.marks_written().await;
+        if let Err(error) = self.card_marks.flush().await {
+            tracing::warn!(%error, "queued card published marks not written");
         }
     }
 
-    /// The records the client holds under any of `keys`, by key, with the
-    /// queued ack marks written first (as [`Store::idempotency`]).
+    /// The records the client holds under any of `keys`, by key.
+    ///
+    /// A record without its ack mark may have one waiting in this gateway's
+    /// queue (its 202 went out a millisecond ago): the queued marks are
+    /// written and the records read again, so a retry replays the stored
+    /// answer rather than sending the event again. A retry that reaches
+    /// another gateway instance in that millisecond sends the same event
+    /// again, which consumers drop.
     pub async fn idempotency_many(
         &self,
         client_id: &str,
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, IdempotencyRecord>, sqlx::Error> {
+        let records = claims::idempotency_many(&self.pool, client_id, keys).await?;
+        if records.values().all(|record| record.response.is_some()) {
+            return Ok(records);
+        }
         self.marks_written().await;
-        batches::idempotency_many(&self.pool, client_id, keys).await
+        claims::idempotency_many(&self.pool, client_id, keys).await
     }
 
     /// Marks many payments acked in one statement (a batch submission's).

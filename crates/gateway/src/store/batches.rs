@@ -1,14 +1,11 @@
-//! Payment batches: the batch under its key, each item's verdict, and the
-//! idempotency records of many items in one read. Every call is one
-//! statement (or one transaction) for the whole batch, never one per item.
-
-use std::collections::HashMap;
+//! Payment batches: the batch under its key and each item's verdict. Every
+//! call is one statement (or one transaction) for the whole batch, never one
+//! per item.
 
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::IdempotencyRecord;
 use super::column;
 
 /// A batch as first received under its key.
@@ -128,46 +125,6 @@ pub async fn batch_items(pool: &PgPool, batch_id: Uuid) -> Result<Vec<BatchItemR
     .bind(batch_id)
     .fetch_all(pool)
     .await
-}
-
-/// The idempotency records the client holds under any of `keys`, by key.
-pub(super) async fn idempotency_many(
-    pool: &PgPool,
-    client_id: &str,
-    keys: &[&str],
-) -> Result<HashMap<String, IdempotencyRecord>, sqlx::Error> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<KeyedRecord> = sqlx::query_as(
-        "SELECT idempotency_key, request_hash, payment_id, event, response
-         FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = ANY($2)",
-    )
-    .bind(client_id)
-    .bind(keys)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let record = IdempotencyRecord {
-                request_hash: row.request_hash,
-                payment_id: row.payment_id,
-                event: row.event,
-                response: row.response,
-            };
-            (row.idempotency_key, record)
-        })
-        .collect())
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyedRecord {
-    idempotency_key: String,
-    request_hash: Vec<u8>,
-    payment_id: Uuid,
-    event: Value,
-    response: Option<Value>,
 }
 
 /// The items of the client's batch with each payment's current status, in

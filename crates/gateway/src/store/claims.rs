@@ -1,14 +1,15 @@
-//! Idempotency claims and ack marks, many per statement: what
+//! Idempotency claims, their records and ack marks, many per statement: what
 //! [`GroupCommit`](crate::group_commit::GroupCommit) runs for requests that
 //! arrived together, and what a batch submission runs for its items.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use paystream_contract::PaymentStatus;
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::column;
+use super::{IdempotencyRecord, column};
 
 /// A new payment's idempotency record, before its event is sent.
 #[derive(Debug, Clone)]
@@ -100,4 +101,44 @@ pub async fn ack_many(pool: &PgPool, marks: &[AckMark]) -> Result<Vec<()>, sqlx:
     .execute(pool)
     .await?;
     Ok(vec![(); marks.len()])
+}
+
+/// The idempotency records the client holds under any of `keys`, by key.
+pub(super) async fn idempotency_many(
+    pool: &PgPool,
+    client_id: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, IdempotencyRecord>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<KeyedRecord> = sqlx::query_as(
+        "SELECT idempotency_key, request_hash, payment_id, event, response
+         FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = ANY($2)",
+    )
+    .bind(client_id)
+    .bind(keys)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let record = IdempotencyRecord {
+                request_hash: row.request_hash,
+                payment_id: row.payment_id,
+                event: row.event,
+                response: row.response,
+            };
+            (row.idempotency_key, record)
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyedRecord {
+    idempotency_key: String,
+    request_hash: Vec<u8>,
+    payment_id: Uuid,
+    event: Value,
+    response: Option<Value>,
 }
