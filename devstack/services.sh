@@ -56,6 +56,7 @@ wait_healthy gateway "http://127.0.0.1:$GATEWAY_PORT/healthz" 60
 PAYSTREAM_VALIDATION_LISTEN="127.0.0.1:$VALIDATION_PORT" \
 PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL="http://127.0.0.1:$SANDBOX_PORT/ip-intelligence" \
 PAYSTREAM_VALIDATION_AML_URL="http://127.0.0.1:$SANDBOX_PORT/aml" \
+PAYSTREAM_VALIDATION_PROVIDER_PROTOCOL="${PAYSTREAM_VALIDATION_PROVIDER_PROTOCOL:-http2}" \
   start_daemon validation target/debug/validation
 wait_healthy validation "http://127.0.0.1:$VALIDATION_PORT/healthz" 60
 

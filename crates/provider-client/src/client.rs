@@ -18,7 +18,7 @@ use crate::metrics::{self, HeldBack, METRICS, Outcome};
 use crate::rate_limit_headers::{self, Advice};
 use crate::request::{Answer, Request};
 use crate::retry_after;
-use crate::settings::ProviderSettings;
+use crate::settings::{Protocol, ProviderSettings};
 
 /// Past this no `max_retry_after` goes: a pause is an `Instant` ahead, and
 /// a day is a day even for the most patient caller.
@@ -99,15 +99,17 @@ impl ProviderClient {
                 max: settings.max_retry_after,
             });
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .pool_max_idle_per_host(settings.concurrency)
             .timeout(settings.timeout)
-            .user_agent(settings.user_agent.as_str())
-            .build()
-            .map_err(|source| BuildError::Http {
-                provider: name,
-                source,
-            })?;
+            .user_agent(settings.user_agent.as_str());
+        if settings.protocol == Protocol::Http2 {
+            http = http.http2_prior_knowledge();
+        }
+        let http = http.build().map_err(|source| BuildError::Http {
+            provider: name,
+            source,
+        })?;
         let rate = settings.rate_per_second.max(1);
         let (rate, burst) = (f64::from(rate), f64::from(settings.burst.unwrap_or(rate)));
         METRICS.rate.with_label_values(&[name]).set(rate);

@@ -44,4 +44,4 @@ pub use client::ProviderClient;
 pub use error::{BuildError, CallError, Refused, Unavailable};
 pub use request::{Answer, IDEMPOTENCY_KEY, Request};
 pub use reqwest::{Method, StatusCode, Url, header};
-pub use settings::ProviderSettings;
+pub use settings::{Protocol, ProviderSettings};

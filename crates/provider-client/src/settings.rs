@@ -28,6 +28,43 @@ pub struct ProviderSettings {
     pub max_retry_after: Duration,
     /// `User-Agent` of every call.
     pub user_agent: String,
+    /// Which HTTP the calls speak.
+    pub protocol: Protocol,
+}
+
+/// Which HTTP a client speaks to its provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/2 where TLS negotiates it (ALPN), HTTP/1.1 otherwise: what
+    /// any provider accepts.
+    #[default]
+    Auto,
+    /// HTTP/2 only, over cleartext too (h2c with prior knowledge), for a
+    /// provider known to speak it. Thousands of calls in flight then share a
+    /// few connections, and one write carries many requests, where HTTP/1.1
+    /// needs a connection and a write and a read per call in flight.
+    Http2,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "http2" => Ok(Self::Http2),
+            other => Err(format!("{other:?} is not a protocol: auto or http2")),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Http2 => "http2",
+        })
+    }
 }
 
 impl Default for ProviderSettings {
@@ -42,6 +79,7 @@ impl Default for ProviderSettings {
             breaker_cool_down: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(60),
             user_agent: concat!("paystream/", env!("CARGO_PKG_VERSION")).to_owned(),
+            protocol: Protocol::Auto,
         }
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
@@ -360,6 +360,8 @@ pub struct Received {
     /// Path and query as sent, the provider's prefix included.
     pub uri: Uri,
     pub headers: HeaderMap,
+    /// HTTP/1.1 or HTTP/2 (cleartext, with prior knowledge).
+    pub version: Version,
 }
 
 /// Requests kept per provider: enough for any test, bounded for a long demo.
@@ -443,6 +445,7 @@ impl Control {
             method: request.method().clone(),
             uri,
             headers: request.headers().clone(),
+            version: request.version(),
         });
     }
 

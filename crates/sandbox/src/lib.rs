@@ -19,6 +19,7 @@ pub mod ip_intelligence;
 pub mod notify;
 pub mod rate_limit;
 pub mod rtgs;
+mod serve;
 
 #[cfg(test)]
 mod test_support {
@@ -316,8 +317,6 @@ pub enum StartError {
     RailClient(#[from] reqwest::Error),
     #[error(transparent)]
     Listen(#[from] paystream_service_kit::BindError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A problem body for a request the provider cannot answer.
@@ -501,10 +500,8 @@ impl Server {
                 "notification provider ready"
             );
         }
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(StartError::Serve)
+        serve::serve(self.listener, self.router, shutdown).await;
+        Ok(())
     }
 }
 

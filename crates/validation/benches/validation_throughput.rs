@@ -18,6 +18,10 @@
 //! - paced: validation runs, then payments are produced at a fixed rate
 //!   (`PAYSTREAM_BENCH_RATE`, default 1,000/s) for 10 s; p50/p99 are
 //!   submit (`occurredAt`) → the decision's transaction (`decided_at`).
+//!
+//! The provider calls speak HTTP/2 to the sandbox (cleartext, prior
+//! knowledge); `PAYSTREAM_BENCH_PROVIDER_PROTOCOL=auto` measures them over
+//! HTTP/1.1 instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -166,6 +170,10 @@ fn spawn_validation(
         .env("PAYSTREAM_VALIDATION_AML_URL", format!("{sandbox}/aml"))
         .env("PAYSTREAM_VALIDATION_PROVIDER_CONCURRENCY", &concurrency)
         .env("PAYSTREAM_VALIDATION_PROVIDER_RATE", "1000000")
+        .env(
+            "PAYSTREAM_VALIDATION_PROVIDER_PROTOCOL",
+            provider_protocol(),
+        )
         .env("PAYSTREAM_CONSUMER_ORDERING", "key")
         .env("PAYSTREAM_CONSUMER_MAX_IN_FLIGHT", IN_FLIGHT.to_string())
         .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &pipeline.registry.url)
@@ -331,6 +339,10 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
     }
 }
 
+fn provider_protocol() -> String {
+    std::env::var("PAYSTREAM_BENCH_PROVIDER_PROTOCOL").unwrap_or_else(|_| "http2".to_owned())
+}
+
 fn env_number(key: &str, default: usize) -> usize {
     std::env::var(key)
         .ok()
@@ -356,7 +368,8 @@ async fn main() {
 
     println!(
         "\nvalidation throughput (100 ms per provider call, 3 calls per payment; {PARTITIONS} partitions, \
-         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; nisshi memory engine; {} cores)\n",
+         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; nisshi memory engine; {} cores)\n",
+        provider_protocol(),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(

@@ -21,7 +21,7 @@ use paystream_contract::PaymentSubmitted;
 use paystream_service_kit::{Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-use paystream_provider_client::{BuildError, ProviderClient, ProviderSettings};
+use paystream_provider_client::{BuildError, Protocol, ProviderClient, ProviderSettings};
 
 pub const SERVICE: &str = "validation";
 pub const GROUP: &str = "validation";
@@ -67,6 +67,16 @@ pub struct Config {
         default_value_t = 256
     )]
     pub provider_concurrency: usize,
+
+    /// Which HTTP the provider calls speak: auto (HTTP/2 where TLS
+    /// negotiates it, else HTTP/1.1) or http2 (HTTP/2 only, cleartext
+    /// included, for providers known to speak it).
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_PROTOCOL",
+        default_value_t = Protocol::Auto
+    )]
+    pub provider_protocol: Protocol,
 
     /// Calls per second per provider at most, for a provider without a rate
     /// of its own below: set to the provider's documented rate so it never
@@ -150,6 +160,7 @@ impl Config {
             timeout: Duration::from_millis(self.provider_timeout_ms),
             attempts: self.provider_attempts.max(1),
             user_agent: concat!("paystream-validation/", env!("CARGO_PKG_VERSION")).to_owned(),
+            protocol: self.provider_protocol,
             ..ProviderSettings::default()
         }
     }
@@ -283,5 +294,26 @@ mod tests {
             ]),
             [(50, Some(2)), (5_000, None)]
         );
+    }
+
+    #[test]
+    fn the_provider_protocol_is_auto_unless_http2_is_asked_for() {
+        let protocols = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(std::iter::once("validation").chain(args.iter().copied()))
+                    .map_err(|error| error.to_string())?;
+            let (ip, aml) = cli
+                .config
+                .provider_clients()
+                .map_err(|error| error.to_string())?;
+            Ok::<_, String>([ip, aml].map(|client| client.settings().protocol))
+        };
+        assert_eq!(protocols(&[]), Ok([Protocol::Auto; 2]));
+        assert_eq!(
+            protocols(&["--provider-protocol", "http2"]),
+            Ok([Protocol::Http2; 2])
+        );
+        let refused = protocols(&["--provider-protocol", "h3"]).unwrap_err();
+        assert!(refused.contains("auto or http2"), "{refused}");
     }
 }

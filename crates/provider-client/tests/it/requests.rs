@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use paystream_provider_client::metrics::METRICS;
 use paystream_provider_client::{
-    CallError, Method, ProviderSettings, Refused, StatusCode, Unavailable,
+    CallError, Method, Protocol, ProviderSettings, Refused, StatusCode, Unavailable,
 };
 use serde_json::{Value, json};
 
@@ -274,4 +274,33 @@ async fn each_try_is_counted_by_provider_and_outcome() {
         .iter()
         .any(|family| family.name() == "paystream_provider_calls_total");
     assert!(exported, "the counter is in the default registry");
+}
+
+/// `Protocol::Http2` speaks HTTP/2 even to a cleartext provider (h2c with
+/// prior knowledge); the default speaks HTTP/1.1 there, which every provider
+/// accepts.
+#[tokio::test]
+async fn the_protocol_setting_chooses_the_http_version_on_the_wire() {
+    let aml = Provider::aml("ok").await;
+    for (protocol, version) in [
+        (Protocol::Auto, reqwest::Version::HTTP_11),
+        (Protocol::Http2, reqwest::Version::HTTP_2),
+    ] {
+        let client = aml.client(
+            "aml",
+            ProviderSettings {
+                protocol,
+                ..one_try()
+            },
+        );
+        let answer = client
+            .request(Method::POST, &["v1", "screen"])
+            .json(&json!({ "name": "Anna Schmidt" }))
+            .send_json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(answer["riskLevel"], "LOW", "{protocol}: {answer}");
+        let received = aml.control.received();
+        assert_eq!(received.last().unwrap().version, version, "{protocol}");
+    }
 }
