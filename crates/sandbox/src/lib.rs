@@ -479,7 +479,8 @@ impl Server {
         self.notify.clone()
     }
 
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+    /// Serves until `shutdown`; what can fail failed in [`Server::build`].
+    pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(addr = %self.local_addr(), "sandbox listening");
         for control in self.controls.values() {
             tracing::info!(provider = control.provider(), behaviour = %control.current(), "provider ready");
@@ -501,12 +502,12 @@ impl Server {
             );
         }
         serve::serve(self.listener, self.router, shutdown).await;
-        Ok(())
     }
 }
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    Server::build(&config).await?.run(shutdown).await
+    Server::build(&config).await?.run(shutdown).await;
+    Ok(())
 }
 
 fn admin_routes(controls: Controls) -> axum::Router {

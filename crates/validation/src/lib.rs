@@ -256,14 +256,21 @@ mod tests {
         config: Config,
     }
 
-    fn rates(args: &[&str]) -> [(u32, Option<u32>); 2] {
+    /// The IP-intelligence and AML clients `args` configure, or why not.
+    fn clients(args: &[&str]) -> Result<[ProviderClient; 2], String> {
         let cli = Cli::try_parse_from(std::iter::once("validation").chain(args.iter().copied()))
-            .unwrap_or_else(|error| panic!("{error}"));
+            .map_err(|error| error.to_string())?;
         let (ip, aml) = cli
             .config
             .provider_clients()
-            .unwrap_or_else(|error| panic!("{error}"));
-        [ip, aml].map(|client| (client.settings().rate_per_second, client.settings().burst))
+            .map_err(|error| error.to_string())?;
+        Ok([ip, aml])
+    }
+
+    fn rates(args: &[&str]) -> [(u32, Option<u32>); 2] {
+        clients(args)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .map(|client| (client.settings().rate_per_second, client.settings().burst))
     }
 
     #[test]
@@ -299,14 +306,7 @@ mod tests {
     #[test]
     fn the_provider_protocol_is_auto_unless_http2_is_asked_for() {
         let protocols = |args: &[&str]| {
-            let cli =
-                Cli::try_parse_from(std::iter::once("validation").chain(args.iter().copied()))
-                    .map_err(|error| error.to_string())?;
-            let (ip, aml) = cli
-                .config
-                .provider_clients()
-                .map_err(|error| error.to_string())?;
-            Ok::<_, String>([ip, aml].map(|client| client.settings().protocol))
+            clients(args).map(|clients| clients.map(|client| client.settings().protocol))
         };
         assert_eq!(protocols(&[]), Ok([Protocol::Auto; 2]));
         assert_eq!(
