@@ -113,9 +113,7 @@ impl Effects {
         match (self, tx) {
             (Self::Transactional { outbox, .. }, Some(mut tx)) => {
                 let staged_any = !staged.is_empty();
-                for event in staged {
-                    outbox.stage(&mut tx, event).await?;
-                }
+                outbox.stage(&mut tx, staged).await?;
                 tx.commit().await?;
                 if staged_any {
                     outbox.committed();

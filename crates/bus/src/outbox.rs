@@ -119,13 +119,18 @@ impl Outbox {
         &self.producer
     }
 
-    /// Writes a staged event to the outbox inside `transaction`.
+    /// Writes staged events to the outbox inside `transaction`, in one
+    /// statement: their ids follow the order given, which is the order the
+    /// relay sends one key's events in.
     pub(crate) async fn stage(
         &self,
         transaction: &mut PgConnection,
-        event: Staged,
+        events: impl IntoIterator<Item = Staged>,
     ) -> Result<(), HandlerError> {
-        let prepared = self.producer.prepare_staged(event).await?;
+        let mut prepared = Vec::new();
+        for event in events {
+            prepared.push(self.producer.prepare_staged(event).await?);
+        }
         insert(transaction, &prepared).await?;
         Ok(())
     }
@@ -148,10 +153,18 @@ impl Outbox {
         transaction: &mut PgConnection,
         emitter: Emitter,
     ) -> Result<(), HandlerError> {
-        for event in emitter.into_staged() {
-            self.stage(transaction, event).await?;
-        }
-        Ok(())
+        self.write_all(transaction, [emitter]).await
+    }
+
+    /// [`Outbox::write`] for the events of many emitters (a batch of
+    /// decisions in one transaction), in one statement, in their order.
+    pub async fn write_all(
+        &self,
+        transaction: &mut PgConnection,
+        emitters: impl IntoIterator<Item = Emitter>,
+    ) -> Result<(), HandlerError> {
+        let staged = emitters.into_iter().flat_map(Emitter::into_staged);
+        self.stage(transaction, staged).await
     }
 
     /// Tells the relay that a transaction with staged events committed, so
@@ -325,15 +338,34 @@ impl Outbox {
     }
 }
 
-async fn insert(transaction: &mut PgConnection, prepared: &Prepared) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO bus_outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)")
-        .bind(&prepared.topic)
-        .bind(&prepared.key)
-        .bind(&prepared.value)
-        .bind(headers_to_json(&prepared.headers))
-        .execute(transaction)
-        .await
-        .map(drop)
+/// One statement for any number of rows: a round trip per row was most of
+/// what a batch of decisions cost its transaction. `ORDER BY ordinality`
+/// hands the rows to the id sequence in the order given.
+async fn insert(transaction: &mut PgConnection, rows: &[Prepared]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<&str> = rows.iter().map(|row| row.topic.as_str()).collect();
+    let keys: Vec<&[u8]> = rows.iter().map(|row| row.key.as_slice()).collect();
+    let values: Vec<&[u8]> = rows.iter().map(|row| row.value.as_slice()).collect();
+    let headers: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| headers_to_json(&row.headers))
+        .collect();
+    sqlx::query(
+        "INSERT INTO bus_outbox (topic, key, value, headers)
+         SELECT topic, key, value, headers
+         FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])
+             WITH ORDINALITY AS t (topic, key, value, headers, n)
+         ORDER BY n",
+    )
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&values)
+    .bind(&headers)
+    .execute(transaction)
+    .await
+    .map(drop)
 }
 
 async fn park(transaction: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {

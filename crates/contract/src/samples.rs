@@ -216,9 +216,12 @@ mod tests {
         let schema = E::TOPIC.schema().unwrap();
         let mut datum = Vec::new();
         write_datum(schema, &event, &mut datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
-        let decoded: E =
-            read_datum(schema, schema, &datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
-        assert_eq!(decoded, event, "{}", E::TOPIC);
+        // Resolved against the reader's schema, and read straight.
+        for reader in [Some(schema), None] {
+            let decoded: E =
+                read_datum(schema, reader, &datum).unwrap_or_else(|e| panic!("{}: {e}", E::TOPIC));
+            assert_eq!(decoded, event, "{}", E::TOPIC);
+        }
     }
 
     #[test]

@@ -99,7 +99,13 @@ impl ProviderClient {
                 max: settings.max_retry_after,
             });
         }
+        // Redirects are answers, not followed: a provider API has no reason
+        // to send a call elsewhere, and following one would carry its
+        // credentials and idempotency key to wherever it points. A 3xx is
+        // refused with its status (and skipping the redirect layer is a
+        // little less work on every call).
         let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(settings.concurrency)
             .timeout(settings.timeout)
             .user_agent(settings.user_agent.as_str());

@@ -22,6 +22,12 @@
 //! The provider calls speak HTTP/2 to the sandbox (cleartext, prior
 //! knowledge); `PAYSTREAM_BENCH_PROVIDER_PROTOCOL=auto` measures them over
 //! HTTP/1.1 instead.
+//!
+//! The service reaches PostgreSQL without TLS (`sslmode=disable`), as the
+//! front-door benchmark's gateway does: on loopback TLS would measure
+//! encryption at both ends, not the service.
+//! `PAYSTREAM_BENCH_DATABASE_TLS=1` keeps the driver's default (TLS when
+//! the server offers it) to show what it costs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -258,7 +264,11 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
     }
 
     let port = free_port();
-    let mut validation = spawn_validation(&pipeline, &database.url, sandbox.0, port, spans);
+    let service_url = match std::env::var_os("PAYSTREAM_BENCH_DATABASE_TLS") {
+        Some(_) => database.url.clone(),
+        None => format!("{}?sslmode=disable", database.url),
+    };
+    let mut validation = spawn_validation(&pipeline, &service_url, sandbox.0, port, spans);
     healthy(port, "validation").await;
     let parts = [
         ("validation", validation.id().map(|pid| pid.to_string())),

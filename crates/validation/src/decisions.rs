@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use paystream_bus::headers::HeaderList;
-use paystream_bus::{HandlerError, Outbox};
+use paystream_bus::{Emitter, HandlerError, Outbox};
 use paystream_contract::{PaymentSubmitted, Topic};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -201,21 +201,25 @@ impl Store {
         }
         let decided = still_decided(batch, &written);
         insert_screenings(&mut tx, &decided).await?;
-        for payment in &decided {
-            let mut emitter = self
-                .outbox
-                .emitter(payment.payment.envelope.clone(), payment.headers.clone());
-            payment
-                .span
-                .in_scope(|| payment.outcome.emit(&payment.payment, &mut emitter));
-            self.outbox.write(&mut tx, emitter).await?;
-        }
+        let emitters: Vec<Emitter> = decided.iter().map(|payment| self.events(payment)).collect();
+        self.outbox.write_all(&mut tx, emitters).await?;
         tx.commit().await?;
         METRICS.batch_payments.observe(batch.len() as f64);
         if !decided.is_empty() {
             self.outbox.committed();
         }
         Ok(written)
+    }
+
+    /// The events `decided` causes, built in its record's span.
+    fn events(&self, decided: &Decided) -> Emitter {
+        let mut emitter = self
+            .outbox
+            .emitter(decided.payment.envelope.clone(), decided.headers.clone());
+        decided
+            .span
+            .in_scope(|| decided.outcome.emit(&decided.payment, &mut emitter));
+        emitter
     }
 
     /// Claims the batch's event ids; returns those this transaction claimed.

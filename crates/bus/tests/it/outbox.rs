@@ -372,3 +372,43 @@ async fn two_relays_over_one_database_publish_each_key_in_order_and_each_row_onc
         0
     );
 }
+
+/// Events written together (a batch of decisions in one transaction) go in
+/// one statement; their ids, which the relay sends a key's events by, still
+/// follow the order they were staged in: emitter by emitter, and within
+/// one, event by event.
+#[tokio::test]
+async fn events_written_together_take_ids_in_the_order_they_were_staged() {
+    let pipeline = common::pipeline(1).await;
+    let (_database, pool) = common::database().await;
+    let outbox = Outbox::new(
+        Producer::new(&pipeline.kafka, pipeline.codec.clone(), common::PRODUCER).unwrap(),
+    );
+    let mut staged = Vec::new();
+    let emitters: Vec<_> = (0..40)
+        .map(|seq| {
+            let input = payment("ACC1", seq);
+            let mut emitter = outbox.emitter(input.envelope.clone(), Vec::new());
+            // Two events of one input: the second must follow the first.
+            for _ in 0..2 {
+                let input = input.clone();
+                staged.push(emitter.emit(|envelope| input.into_validated(envelope)));
+            }
+            emitter
+        })
+        .collect();
+    let mut tx = pool.begin().await.unwrap();
+    outbox.write_all(&mut tx, emitters).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let values: Vec<Vec<u8>> = sqlx::query_scalar("SELECT value FROM bus_outbox ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut in_id_order = Vec::new();
+    for value in values {
+        let event: PaymentValidated = pipeline.codec.decode(Some(&value)).await.unwrap();
+        in_id_order.push(event.envelope.event_id);
+    }
+    assert_eq!(in_id_order, staged);
+}

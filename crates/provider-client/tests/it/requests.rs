@@ -304,3 +304,54 @@ async fn the_protocol_setting_chooses_the_http_version_on_the_wire() {
         assert_eq!(received.last().unwrap().version, version, "{protocol}");
     }
 }
+
+/// A provider that answers every request with a 307 to `location`.
+async fn redirecting_to(location: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/aml", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0; 16 * 1024];
+                if socket.read(&mut request).await.is_ok_and(|read| read > 0) {
+                    let answer = format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
+                         content-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    socket.write_all(answer.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_redirect_is_refused_with_its_status_not_followed() {
+    let elsewhere = Provider::aml("ok").await;
+    let base = redirecting_to(format!("{}/v1/screen", elsewhere.base)).await;
+    let client = paystream_provider_client::ProviderClient::new("aml", &base, one_try()).unwrap();
+    let result = client
+        .request(Method::POST, &["v1", "screen"])
+        .idempotency_key("redirected-1")
+        .json(&json!({"name": "Jane Doe"}))
+        .send()
+        .await;
+    assert!(
+        matches!(
+            &result,
+            Err(CallError::Refused {
+                reason: Refused::Status { status, .. },
+                ..
+            }) if *status == StatusCode::TEMPORARY_REDIRECT
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        elsewhere.received(),
+        0,
+        "the redirect's target never saw the call or its idempotency key"
+    );
+}
