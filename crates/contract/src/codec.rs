@@ -4,7 +4,9 @@
 //!
 //! Decoding reads the datum with the writer's schema (fetched by id, cached) and
 //! resolves it to the schema this binary was built with, so a consumer keeps
-//! working while producers move to a newer compatible version.
+//! working while producers move to a newer compatible version. A datum written
+//! with exactly the reader's schema (the common case) is read straight into
+//! its type, with no resolution to do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
