@@ -121,11 +121,7 @@ impl Effects {
                 Ok(true)
             }
             (Self::AtLeastOnce { producer }, None) => {
-                let mut prepared = Vec::with_capacity(staged.len());
-                for event in staged {
-                    prepared.push(producer.prepare_staged(event).await?);
-                }
-                futures::future::try_join_all(prepared.iter().map(|p| producer.enqueue(p))).await?;
+                producer.send_staged(staged).await?;
                 Ok(true)
             }
             _ => Err(HandlerError::permanent(

@@ -127,10 +127,7 @@ impl Outbox {
         transaction: &mut PgConnection,
         events: impl IntoIterator<Item = Staged>,
     ) -> Result<(), HandlerError> {
-        let mut prepared = Vec::new();
-        for event in events {
-            prepared.push(self.producer.prepare_staged(event).await?);
-        }
+        let prepared = self.producer.prepare_all(events).await?;
         insert(transaction, &prepared).await?;
         Ok(())
     }

@@ -109,6 +109,19 @@ impl Producer {
         for event in events {
             prepared.push(self.prepare(event).await?);
         }
+        self.send_prepared(&prepared).await
+    }
+
+    /// [`Producer::send_all`] for events a handler staged.
+    pub(crate) async fn send_staged(
+        &self,
+        staged: impl IntoIterator<Item = Staged>,
+    ) -> Result<Vec<Delivery>, ProduceError> {
+        let prepared = self.prepare_all(staged).await?;
+        self.send_prepared(&prepared).await
+    }
+
+    async fn send_prepared(&self, prepared: &[Prepared]) -> Result<Vec<Delivery>, ProduceError> {
         // try_join_all polls the sends in order, and each enqueues on its
         // first poll, so the producer sees them in this order.
         try_join_all(prepared.iter().map(|record| self.enqueue(record))).await
@@ -154,6 +167,18 @@ impl Producer {
             value,
             headers: staged.headers,
         })
+    }
+
+    /// [`Producer::prepare_staged`] for each event, in order.
+    pub(crate) async fn prepare_all(
+        &self,
+        staged: impl IntoIterator<Item = Staged>,
+    ) -> Result<Vec<Prepared>, ProduceError> {
+        let mut prepared = Vec::new();
+        for event in staged {
+            prepared.push(self.prepare_staged(event).await?);
+        }
+        Ok(prepared)
     }
 
     /// The name of `topic` on this cluster (with the configured prefix).

@@ -205,7 +205,19 @@ pub struct Codec {
     /// call, not one each.
     writer_lookup: Arc<tokio::sync::Mutex<()>>,
     writer_schemas: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
-    same_as_reader: Arc<RwLock<HashMap<(u32, Topic), bool>>>,
+    fits: Arc<RwLock<HashMap<(u32, Topic), Fit>>>,
+}
+
+/// How a writer's schema fits the schema a topic is read with.
+#[derive(Debug, Clone)]
+enum Fit {
+    /// Exactly the reader's schema (docs, defaults and logical types
+    /// included): datums are read straight into the type.
+    Same,
+    /// Another version of the same record: datums are resolved.
+    Resolve,
+    /// Another record altogether, named here (or "not a named record").
+    Wrong(String),
 }
 
 impl Codec {
@@ -216,7 +228,7 @@ impl Codec {
             writer_ids: Arc::default(),
             writer_lookup: Arc::default(),
             writer_schemas: Arc::default(),
-            same_as_reader: Arc::default(),
+            fits: Arc::default(),
         }
     }
 
@@ -262,33 +274,44 @@ impl Codec {
         let (id, datum) = split_header(bytes)?;
         let writer = self.writer_schema(id).await?;
         let reader = E::TOPIC.schema()?;
-        let expected = E::TOPIC.record_name()?;
-        let found = record_name(&writer).unwrap_or_else(|| "not a named record".to_owned());
-        if found != expected {
-            return Err(DecodeError::WrongSchema {
-                id,
-                found,
-                expected,
-            });
-        }
-        let resolve = !self.same_as_reader(id, E::TOPIC, &writer, reader);
+        let resolve = match self.fit(id, E::TOPIC, &writer, reader)? {
+            Fit::Same => false,
+            Fit::Resolve => true,
+            Fit::Wrong(found) => {
+                return Err(DecodeError::WrongSchema {
+                    id,
+                    found,
+                    expected: E::TOPIC.record_name()?,
+                });
+            }
+        };
         read_datum(&writer, resolve.then_some(reader), datum)
             .map_err(|reason| DecodeError::Malformed { id, reason })
     }
 
-    /// Whether schema `id` is exactly the schema this binary reads `topic`
-    /// with (docs, defaults and logical types included), so its datums need
-    /// no resolution. Asked once per id and topic.
-    fn same_as_reader(&self, id: u32, topic: Topic, writer: &Schema, reader: &Schema) -> bool {
-        if let Some(same) = read(&self.same_as_reader).get(&(id, topic)) {
-            return *same;
+    /// How schema `id` (`writer`) fits `reader`, the schema this binary
+    /// reads `topic` with: worked out once per id and topic, not per record.
+    fn fit(
+        &self,
+        id: u32,
+        topic: Topic,
+        writer: &Schema,
+        reader: &Schema,
+    ) -> Result<Fit, DecodeError> {
+        if let Some(fit) = read(&self.fits).get(&(id, topic)) {
+            return Ok(fit.clone());
         }
-        let same = match (serde_json::to_string(writer), serde_json::to_string(reader)) {
-            (Ok(writer), Ok(reader)) => writer == reader,
-            _ => false,
+        let found = record_name(writer).unwrap_or_else(|| "not a named record".to_owned());
+        let fit = if found != topic.record_name()? {
+            Fit::Wrong(found)
+        } else {
+            match (serde_json::to_string(writer), serde_json::to_string(reader)) {
+                (Ok(writer), Ok(reader)) if writer == reader => Fit::Same,
+                _ => Fit::Resolve,
+            }
         };
-        write(&self.same_as_reader).insert((id, topic), same);
-        same
+        write(&self.fits).insert((id, topic), fit.clone());
+        Ok(fit)
     }
 
     async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, DecodeError> {

@@ -46,24 +46,32 @@ pub enum Protocol {
     Http2,
 }
 
+impl Protocol {
+    const ALL: [Self; 2] = [Self::Auto, Self::Http2];
+
+    /// The setting's value: `auto` or `http2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Http2 => "http2",
+        }
+    }
+}
+
 impl std::str::FromStr for Protocol {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "auto" => Ok(Self::Auto),
-            "http2" => Ok(Self::Http2),
-            other => Err(format!("{other:?} is not a protocol: auto or http2")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|protocol| protocol.name() == text)
+            .ok_or_else(|| format!("{text:?} is not a protocol: auto or http2"))
     }
 }
 
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::Http2 => "http2",
-        })
+        f.write_str(self.name())
     }
 }
 
