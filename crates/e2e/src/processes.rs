@@ -219,7 +219,11 @@ impl Processes {
                         "PAYSTREAM_VALIDATION_IP_INTELLIGENCE_URL",
                         format!("{sandbox}/ip-intelligence"),
                     )
-                    .env("PAYSTREAM_VALIDATION_AML_URL", format!("{sandbox}/aml"));
+                    .env("PAYSTREAM_VALIDATION_AML_URL", format!("{sandbox}/aml"))
+                    // As devstack runs it: every pipeline test, a
+                    // validation restarted after a crash included, calls
+                    // the providers over the client's direct HTTP/2 path.
+                    .env("PAYSTREAM_VALIDATION_PROVIDER_PROTOCOL", "http2");
             }
             "rtgs-gateway" => {
                 command

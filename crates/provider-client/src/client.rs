@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode, Url, header};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
-use tracing::field::Empty;
 
 use crate::breaker::{Breaker, Pass};
 use crate::bucket::Bucket;
 use crate::error::{BuildError, CallError, Refused, Unavailable};
-use crate::metrics::{self, HeldBack, METRICS, Outcome};
+use crate::h2::{self, Received};
+use crate::metrics::{HeldBack, METRICS, Outcome, Series};
 use crate::rate_limit_headers::{self, Advice};
 use crate::request::{Answer, Request};
 use crate::retry_after;
@@ -42,6 +43,10 @@ struct Inner {
     name: &'static str,
     base: Url,
     http: reqwest::Client,
+    /// HTTP/2 straight over hyper, when the settings ask for HTTP/2 only
+    /// and the provider is reached in cleartext; `http` otherwise.
+    h2: Option<h2::Connection>,
+    user_agent: HeaderValue,
     settings: ProviderSettings,
     /// The configured rate and burst: what the provider announces can lower
     /// the bucket's, never raise them past these.
@@ -49,6 +54,7 @@ struct Inner {
     burst: f64,
     in_flight: Semaphore,
     breaker: Breaker,
+    metrics: Series,
     gate: Mutex<Gate>,
 }
 
@@ -99,6 +105,12 @@ impl ProviderClient {
                 max: settings.max_retry_after,
             });
         }
+        let user_agent = HeaderValue::try_from(settings.user_agent.as_str()).map_err(|_| {
+            BuildError::UserAgent {
+                provider: name,
+                user_agent: settings.user_agent.clone(),
+            }
+        })?;
         // Redirects are answers, not followed: a provider API has no reason
         // to send a call elsewhere, and following one would carry its
         // credentials and idempotency key to wherever it points. A 3xx is
@@ -108,7 +120,7 @@ impl ProviderClient {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(settings.concurrency)
             .timeout(settings.timeout)
-            .user_agent(settings.user_agent.as_str());
+            .user_agent(user_agent.clone());
         if settings.protocol == Protocol::Http2 {
             http = http.http2_prior_knowledge();
         }
@@ -116,6 +128,11 @@ impl ProviderClient {
             provider: name,
             source,
         })?;
+        let h2 = match settings.protocol {
+            Protocol::Http2 => h2::Connection::new(&base, settings.timeout),
+            Protocol::Auto => None,
+        };
+
         let rate = settings.rate_per_second.max(1);
         let (rate, burst) = (f64::from(rate), f64::from(settings.burst.unwrap_or(rate)));
         METRICS.rate.with_label_values(&[name]).set(rate);
@@ -124,7 +141,10 @@ impl ProviderClient {
                 name,
                 base,
                 http,
+                h2,
+                user_agent,
                 in_flight: Semaphore::new(settings.concurrency.max(1)),
+                metrics: Series::of(name),
                 breaker: Breaker::new(name, settings.breaker_threshold, settings.breaker_cool_down),
                 gate: Mutex::new(Gate {
                     bucket: Bucket::new(rate, burst, Instant::now()),
@@ -176,18 +196,13 @@ impl ProviderClient {
     /// Sends `request`, retrying as the settings say, until its deadline if
     /// it has one. Throttling never counts as a failure: without a deadline
     /// it is waited out, however long it lasts. One client span covers the
-    /// call, its tries and waits; each try carries its `traceparent`.
+    /// call, its tries and waits (the caller's, if it gave one with
+    /// [`Request::in_span`]); each try carries its `traceparent`.
     pub(crate) async fn execute(&self, request: &Request) -> Result<Answer, CallError> {
-        let span = tracing::info_span!(
-            "provider.call",
-            otel.kind = "client",
-            peer.service = self.inner.name,
-            http.request.method = %request.method(),
-            url.path = request.url().path(),
-            http.response.status_code = Empty,
-            provider.outcome = Empty,
-            otel.status_code = Empty,
-        );
+        let span = match request.span() {
+            Some(span) => span.clone(),
+            None => crate::call_span!("provider.call", request),
+        };
         let result = self.execute_in_span(request).instrument(span.clone()).await;
         match &result {
             Ok(_) => span.record("provider.outcome", "answered"),
@@ -201,7 +216,7 @@ impl ProviderClient {
 
     async fn execute_in_span(&self, request: &Request) -> Result<Answer, CallError> {
         if let Some(problem) = request.malformed() {
-            metrics::count(self.inner.name, Outcome::Refused);
+            self.inner.metrics.count(Outcome::Refused);
             return Err(self.refused(Refused::Malformed(problem.to_owned())));
         }
         let Some(deadline) = request.deadline_at() else {
@@ -215,7 +230,7 @@ impl ProviderClient {
         match tokio::time::timeout_at(deadline.into(), tries).await {
             Ok(result) => result,
             Err(_) => {
-                metrics::count(self.inner.name, Outcome::Deadline);
+                self.inner.metrics.count(Outcome::Deadline);
                 Err(self.unavailable(Unavailable::Deadline))
             }
         }
@@ -235,18 +250,15 @@ impl ProviderClient {
             match self.attempt(request).await {
                 Attempt::Done(answer) => {
                     pass.succeeded();
-                    metrics::count(name, Outcome::Ok);
-                    METRICS
-                        .seconds
-                        .with_label_values(&[name])
-                        .observe(started.elapsed().as_secs_f64());
+                    self.inner.metrics.count(Outcome::Ok);
+                    self.inner.metrics.answered_in(started.elapsed());
                     return Ok(answer);
                 }
                 Attempt::Throttled(asked) => {
                     // It answered: it is up, and the trial of a half-open
                     // circuit reports so.
                     pass.succeeded();
-                    metrics::count(name, Outcome::Throttled);
+                    self.inner.metrics.count(Outcome::Throttled);
                     let wait = asked.min(settings.max_retry_after);
                     tracing::debug!(
                         provider = name,
@@ -262,7 +274,7 @@ impl ProviderClient {
                 }
                 Attempt::Failed(reason) => {
                     pass.failed();
-                    metrics::count(name, Outcome::Failed);
+                    self.inner.metrics.count(Outcome::Failed);
                     failures += 1;
                     if failures >= settings.attempts {
                         return Err(self.unavailable(reason));
@@ -275,7 +287,7 @@ impl ProviderClient {
                 }
                 Attempt::Refused(reason) => {
                     pass.succeeded();
-                    metrics::count(name, Outcome::Refused);
+                    self.inner.metrics.count(Outcome::Refused);
                     return Err(self.refused(reason));
                 }
             }
@@ -287,7 +299,7 @@ impl ProviderClient {
     /// `deadline`. A try held back is counted once per reason.
     async fn admit(&self, deadline: Option<Instant>) -> Result<Pass<'_>, CallError> {
         let Some(pass) = self.inner.breaker.admit() else {
-            metrics::count(self.inner.name, Outcome::CircuitOpen);
+            self.inner.metrics.count(Outcome::CircuitOpen);
             return Err(self.unavailable(Unavailable::CircuitOpen));
         };
         let (mut paused, mut rated) = (false, false);
@@ -304,19 +316,19 @@ impl ProviderClient {
                 None => return Ok(pass),
                 Some(Wait::Paused(wait)) => {
                     if !std::mem::replace(&mut paused, true) {
-                        metrics::held_back(self.inner.name, HeldBack::Pause);
+                        self.inner.metrics.held_back(HeldBack::Pause);
                     }
                     (wait, Unavailable::Throttled { wait })
                 }
                 Some(Wait::Rate(wait)) => {
                     if !std::mem::replace(&mut rated, true) {
-                        metrics::held_back(self.inner.name, HeldBack::Rate);
+                        self.inner.metrics.held_back(HeldBack::Rate);
                     }
                     (wait, Unavailable::Deadline)
                 }
             };
             if deadline.is_some_and(|deadline| now + wait > deadline) {
-                metrics::count(self.inner.name, Outcome::Deadline);
+                self.inner.metrics.count(Outcome::Deadline);
                 return Err(self.unavailable(reason));
             }
             tokio::time::sleep(wait).await;
@@ -368,19 +380,24 @@ impl ProviderClient {
         let Ok(_permit) = self.inner.in_flight.acquire().await else {
             return Attempt::Failed(Unavailable::Connection("client closed".into()));
         };
-        let response = match request.build(&self.inner.http).send().await {
-            Ok(response) => response,
-            Err(error) => return Attempt::Failed(transport(&error)),
+        let Received {
+            status,
+            headers,
+            body,
+        } = match self.exchange(request).await {
+            Ok(received) => received,
+            Err(Exchange::Malformed(problem)) => {
+                return Attempt::Refused(Refused::Malformed(problem));
+            }
+            Err(Exchange::Unavailable(reason)) => return Attempt::Failed(reason),
         };
-        let status = response.status();
         tracing::Span::current().record("http.response.status_code", status.as_u16());
         // Any answer may say what is left of the provider's limit, a 429 too.
         let now = chrono::Utc::now();
-        let advice = rate_limit_headers::read(response.headers(), now);
+        let advice = rate_limit_headers::read(&headers, now);
         self.heed(&advice);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let asked = response
-                .headers()
+            let asked = headers
                 .get(header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| retry_after::parse(value, now))
@@ -392,22 +409,50 @@ impl ProviderClient {
             return Attempt::Failed(Unavailable::Status(status));
         }
         if !status.is_success() {
-            let body = match response.text().await {
-                Ok(body) => truncate(body),
-                Err(error) => format!("(body unreadable: {error})"),
-            };
+            let body = truncate(String::from_utf8_lossy(&body).into_owned());
             return Attempt::Refused(Refused::Status { status, body });
         }
-        let headers = response.headers().clone();
-        match response.bytes().await {
-            Ok(body) => Attempt::Done(Answer {
-                status,
-                headers,
-                body: body.to_vec(),
-            }),
-            Err(error) => Attempt::Failed(transport(&error)),
-        }
+        Attempt::Done(Answer {
+            status,
+            headers,
+            // Copies only when the buffer is shared.
+            body: Vec::from(body),
+        })
     }
+
+    /// One try on the wire: the request out, the whole answer back.
+    async fn exchange(&self, request: &Request) -> Result<Received, Exchange> {
+        if let Some(connection) = &self.inner.h2 {
+            let request = request
+                .to_hyper(&self.inner.user_agent)
+                .map_err(Exchange::Malformed)?;
+            return connection
+                .send(request)
+                .await
+                .map_err(Exchange::Unavailable);
+        }
+        let failed = |error: reqwest::Error| Exchange::Unavailable(transport(&error));
+        let mut response = request
+            .build(&self.inner.http)
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let body = response.bytes().await.map_err(failed)?;
+        Ok(Received {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Why a try got no answer.
+enum Exchange {
+    /// The request cannot be sent as built.
+    Malformed(String),
+    Unavailable(Unavailable),
 }
 
 impl Gate {
@@ -438,13 +483,7 @@ fn transport(error: &reqwest::Error) -> Unavailable {
         return Unavailable::Timeout;
     }
     // reqwest's message is "error sending request"; the cause is below it.
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    Unavailable::Connection(text)
+    Unavailable::connection(error)
 }
 
 fn truncate(mut body: String) -> String {

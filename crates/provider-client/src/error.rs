@@ -18,6 +18,11 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("provider {provider}: `{user_agent}` cannot be a User-Agent header")]
+    UserAgent {
+        provider: &'static str,
+        user_agent: String,
+    },
     /// A burst of zero would let no call through, ever.
     #[error("provider {provider}: a burst of 0 lets no call through")]
     Burst { provider: &'static str },
@@ -77,6 +82,21 @@ pub enum Unavailable {
     Throttled { wait: Duration },
     #[error("the caller's deadline passed")]
     Deadline,
+}
+
+impl Unavailable {
+    /// A connection failure, told with the whole chain of causes: an HTTP
+    /// library's own message ("error sending request", "connection error")
+    /// says little; the cause below it says what happened.
+    pub(crate) fn connection(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        Self::Connection(text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

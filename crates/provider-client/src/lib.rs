@@ -34,6 +34,7 @@ mod breaker;
 mod bucket;
 mod client;
 mod error;
+mod h2;
 pub mod metrics;
 mod rate_limit_headers;
 mod request;
@@ -45,3 +46,36 @@ pub use error::{BuildError, CallError, Refused, Unavailable};
 pub use request::{Answer, IDEMPOTENCY_KEY, Request};
 pub use reqwest::{Method, StatusCode, Url, header};
 pub use settings::{Protocol, ProviderSettings};
+
+#[doc(hidden)]
+pub use tracing as __tracing;
+
+/// The client span of one provider call, named `$name`, with the fields
+/// the client records (the answer's status, the call's outcome, an error
+/// status) and the OpenTelemetry client conventions, plus any fields of
+/// the caller's own after the request:
+///
+/// ```no_run
+/// # use paystream_provider_client::{Method, ProviderClient, call_span};
+/// # fn example(aml: &ProviderClient) {
+/// let request = aml.request(Method::POST, &["v1", "screen"]);
+/// let span = call_span!("aml.screen", request, party.role = "DEBTOR");
+/// let request = request.in_span(span);
+/// # }
+/// ```
+#[macro_export]
+macro_rules! call_span {
+    ($name:literal, $request:expr $(, $($fields:tt)+)?) => {
+        $crate::__tracing::info_span!(
+            $name,
+            otel.kind = "client",
+            peer.service = $request.provider(),
+            http.request.method = $request.method().as_str(),
+            url.path = $request.url().path(),
+            http.response.status_code = $crate::__tracing::field::Empty,
+            provider.outcome = $crate::__tracing::field::Empty,
+            otel.status_code = $crate::__tracing::field::Empty,
+            $($($fields)+)?
+        )
+    };
+}

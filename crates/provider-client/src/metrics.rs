@@ -4,7 +4,9 @@
 use std::sync::LazyLock;
 
 use prometheus::core::Collector;
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+};
 
 pub struct Metrics {
     /// Tries by provider and outcome: ok, throttled, failed, refused,
@@ -88,6 +90,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::Throttled,
+        Outcome::Failed,
+        Outcome::Refused,
+        Outcome::CircuitOpen,
+        Outcome::Deadline,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -100,13 +111,6 @@ impl Outcome {
     }
 }
 
-pub(crate) fn count(provider: &str, outcome: Outcome) {
-    METRICS
-        .calls
-        .with_label_values(&[provider, outcome.label()])
-        .inc();
-}
-
 /// Why a try waited before it was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HeldBack {
@@ -117,10 +121,52 @@ pub(crate) enum HeldBack {
     Pause,
 }
 
-pub(crate) fn held_back(provider: &str, by: HeldBack) {
-    let by = match by {
-        HeldBack::Rate => "rate",
-        HeldBack::Pause => "pause",
-    };
-    METRICS.held_back.with_label_values(&[provider, by]).inc();
+impl HeldBack {
+    const ALL: [HeldBack; 2] = [HeldBack::Rate, HeldBack::Pause];
+
+    fn label(self) -> &'static str {
+        match self {
+            HeldBack::Rate => "rate",
+            HeldBack::Pause => "pause",
+        }
+    }
+}
+
+/// One provider's series, looked up once when its client is built: a
+/// label look-up takes a lock and hashes the labels, on every try of every
+/// call otherwise. Built up front, every series shows 0 before its first
+/// count, so an alert on an increase sees the first one too.
+#[derive(Debug)]
+pub(crate) struct Series {
+    calls: [IntCounter; Outcome::ALL.len()],
+    seconds: Histogram,
+    held_back: [IntCounter; HeldBack::ALL.len()],
+}
+
+impl Series {
+    pub(crate) fn of(provider: &str) -> Self {
+        Self {
+            calls: Outcome::ALL.map(|outcome| {
+                METRICS
+                    .calls
+                    .with_label_values(&[provider, outcome.label()])
+            }),
+            seconds: METRICS.seconds.with_label_values(&[provider]),
+            held_back: HeldBack::ALL
+                .map(|by| METRICS.held_back.with_label_values(&[provider, by.label()])),
+        }
+    }
+
+    pub(crate) fn count(&self, outcome: Outcome) {
+        self.calls[outcome as usize].inc();
+    }
+
+    pub(crate) fn held_back(&self, by: HeldBack) {
+        self.held_back[by as usize].inc();
+    }
+
+    /// The time of one successful try.
+    pub(crate) fn answered_in(&self, elapsed: std::time::Duration) {
+        self.seconds.observe(elapsed.as_secs_f64());
+    }
 }

@@ -4,7 +4,10 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+
+use http_body_util::Full;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,8 +27,11 @@ pub struct Request {
     method: Method,
     url: Url,
     headers: HeaderMap,
-    body: Option<(HeaderValue, Vec<u8>)>,
+    /// `Bytes`, so each try sends the same body without copying it.
+    body: Option<(HeaderValue, Bytes)>,
     deadline: Option<Instant>,
+    /// The call's client span, if the caller made it (see [`call_span!`](crate::call_span)).
+    span: Option<tracing::Span>,
     malformed: Option<String>,
 }
 
@@ -65,6 +71,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: None,
             deadline: None,
+            span: None,
             malformed,
         }
     }
@@ -95,7 +102,7 @@ impl Request {
     pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
-                self.body = Some((HeaderValue::from_static("application/json"), bytes));
+                self.body = Some((HeaderValue::from_static("application/json"), bytes.into()));
             }
             Err(error) => self.malform(format!("the JSON body: {error}")),
         }
@@ -103,7 +110,7 @@ impl Request {
     }
 
     /// A body of any type, e.g. `("application/xml", document)`.
-    pub fn body(mut self, content_type: &str, bytes: impl Into<Vec<u8>>) -> Self {
+    pub fn body(mut self, content_type: &str, bytes: impl Into<Bytes>) -> Self {
         match HeaderValue::try_from(content_type) {
             Ok(content_type) => self.body = Some((content_type, bytes.into())),
             Err(_) => self.malform(format!("`{content_type}` is not a content type")),
@@ -117,6 +124,25 @@ impl Request {
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// Sends the call in `span` rather than in a `provider.call` span of
+    /// the client's own: a caller whose span stands for this one call (a
+    /// screening, a submission) then has one span per call, not two. Make
+    /// it with [`call_span!`](crate::call_span), so it has the fields the
+    /// client records.
+    pub fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.span.as_ref()
+    }
+
+    /// The provider's name, as the client was built with.
+    pub fn provider(&self) -> &'static str {
+        self.client.name()
     }
 
     pub fn url(&self) -> &Url {
@@ -152,6 +178,44 @@ impl Request {
 
     pub(crate) fn deadline_at(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// The request as hyper sends it, for the HTTP/2 path: the same
+    /// headers as [`Request::build`] gives reqwest, on every try.
+    pub(crate) fn to_hyper(
+        &self,
+        user_agent: &HeaderValue,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
+        let uri: hyper::Uri = self
+            .url
+            .as_str()
+            .parse()
+            .map_err(|error| format!("`{}`: {error}", self.url))?;
+        let body = match &self.body {
+            Some((_, bytes)) => Full::new(bytes.clone()),
+            None => Full::new(Bytes::new()),
+        };
+        let mut request = hyper::Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = hyper::Version::HTTP_2;
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        // The client's, unless the request names its own (as reqwest does).
+        headers
+            .entry(USER_AGENT)
+            .or_insert_with(|| user_agent.clone());
+        if let Some((content_type, _)) = &self.body {
+            headers.insert(CONTENT_TYPE, content_type.clone());
+        }
+        for (name, value) in paystream_telemetry::outgoing_trace_headers() {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
+                headers.insert(name, value);
+            }
+        }
+        Ok(request)
     }
 
     pub(crate) fn build(&self, http: &reqwest::Client) -> reqwest::RequestBuilder {

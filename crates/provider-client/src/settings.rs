@@ -47,7 +47,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    const ALL: [Self; 2] = [Self::Auto, Self::Http2];
+    pub const ALL: [Self; 2] = [Self::Auto, Self::Http2];
 
     /// The setting's value: `auto` or `http2`.
     pub fn name(self) -> &'static str {

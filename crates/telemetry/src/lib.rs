@@ -100,12 +100,21 @@ pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError
 /// is one) of the current span, for an outgoing HTTP request, so that the
 /// server's spans continue the caller's trace. Empty outside any span.
 pub fn outgoing_trace_headers() -> Vec<(String, String)> {
-    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::propagation::{Injector, TextMapPropagator as _};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    /// Two headers at most: a list, not a map (one per outgoing call).
+    struct Headers(Vec<(String, String)>);
+    impl Injector for Headers {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.push((key.to_owned(), value));
+        }
+    }
+
     let context = tracing::Span::current().context();
-    let mut carrier = std::collections::HashMap::new();
-    TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.into_iter().collect()
+    let mut headers = Headers(Vec::with_capacity(2));
+    TraceContextPropagator::new().inject_context(&context, &mut headers);
+    headers.0
 }
 
 fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, TelemetryError> {

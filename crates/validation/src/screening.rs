@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use tracing::field::Empty;
 use uuid::Uuid;
 
-use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request};
+use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request, call_span};
 
 use crate::outcome::Role;
 
@@ -143,20 +142,20 @@ fn outcome_of<T>(
     }
 }
 
+/// Looks the payer's address up; the call's span carries the payment and
+/// the outcome (answered, or flagged as an anonymising network).
 pub async fn check_ip(
     client: &ProviderClient,
     payment_id: Uuid,
     ip: &str,
     bound: Duration,
 ) -> Result<Checked<IpAnswer>, CallError> {
-    let span = tracing::info_span!("ip.check", %payment_id, ip.outcome = Empty);
     // The address is the payer's, so untrusted: a query value, encoded.
     let request = client
         .request(Method::GET, &["v1", ""])
         .query("ip_address", ip);
-    let result = checked(client, request, bound)
-        .instrument(span.clone())
-        .await;
+    let span = call_span!("ip.check", request, %payment_id, ip.outcome = Empty);
+    let result = checked(client, request.in_span(span.clone()), bound).await;
     span.record(
         "ip.outcome",
         outcome_of(&result, |answer: &IpAnswer| {
@@ -171,9 +170,9 @@ pub async fn check_ip(
     result
 }
 
-/// Screens one party of the payment; the span carries the payment, the
-/// party's role and the outcome (the risk level, or why there is none), so
-/// a trace shows what each screening decided.
+/// Screens one party of the payment; the call's span carries the payment,
+/// the party's role and the outcome (the risk level, or why there is none),
+/// so a trace shows what each screening decided.
 pub async fn screen_party(
     client: &ProviderClient,
     payment_id: Uuid,
@@ -181,22 +180,21 @@ pub async fn screen_party(
     party: &paystream_contract::Party,
     bound: Duration,
 ) -> Result<Checked<AmlAnswer>, CallError> {
-    let span = tracing::info_span!(
-        "aml.screen",
-        %payment_id,
-        party.role = role.name(),
-        aml.outcome = Empty,
-        aml.matches = Empty,
-    );
     let body = ScreenRequest {
         name: &party.name,
         country: &party.country,
         date_of_birth: party.date_of_birth.as_deref(),
     };
     let request = client.request(Method::POST, &["v1", "screen"]).json(&body);
-    let result = checked(client, request, bound)
-        .instrument(span.clone())
-        .await;
+    let span = call_span!(
+        "aml.screen",
+        request,
+        %payment_id,
+        party.role = role.name(),
+        aml.outcome = Empty,
+        aml.matches = Empty,
+    );
+    let result = checked(client, request.in_span(span.clone()), bound).await;
     span.record(
         "aml.outcome",
         outcome_of(&result, |answer: &AmlAnswer| answer.risk_level.name()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use paystream_provider_client::{BuildError, ProviderClient, ProviderSettings};
 
 #[test]
-fn an_http_client_that_cannot_be_built_is_an_error_not_a_default_client() {
+fn a_user_agent_that_cannot_be_a_header_is_an_error_not_a_default_client() {
     let settings = ProviderSettings {
         user_agent: "paystream\nvalidation".into(),
         ..ProviderSettings::default()
@@ -15,7 +15,7 @@ fn an_http_client_that_cannot_be_built_is_an_error_not_a_default_client() {
     assert!(
         matches!(
             built,
-            Err(BuildError::Http {
+            Err(BuildError::UserAgent {
                 provider: "aml",
                 ..
             })

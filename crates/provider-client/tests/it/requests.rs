@@ -1,6 +1,8 @@
 //! What goes over the wire: the URL built from segments and query values
 //! that cannot change it, headers and bodies the same on every try, and the
-//! metrics each try counts.
+//! metrics each try counts. What goes over the wire is checked over both
+//! protocols: HTTP/2 takes its own path (straight over hyper), HTTP/1.1
+//! goes through reqwest.
 
 use std::time::Duration;
 
@@ -10,12 +12,18 @@ use paystream_provider_client::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Provider, one_try};
+use crate::support::{Provider, one_try, over};
 
 #[tokio::test]
 async fn path_segments_and_query_values_cannot_change_the_path() {
+    for protocol in Protocol::ALL {
+        path_segments_and_query_values_cannot_change_the_path_over(protocol).await;
+    }
+}
+
+async fn path_segments_and_query_values_cannot_change_the_path_over(protocol: Protocol) {
     let ip = Provider::ip_intelligence("ok").await;
-    let client = ip.client("ip-intelligence", one_try());
+    let client = ip.client("ip-intelligence", over(protocol, one_try()));
     let hostile = "1.2.3.4/../../admin?x=";
 
     let result = client
@@ -35,9 +43,12 @@ async fn path_segments_and_query_values_cannot_change_the_path() {
         other => panic!("expected the provider to refuse `{hostile}`, got {other:?}"),
     }
     let received = ip.control.received();
+    // HTTP/2 sends the scheme and authority too: the path and query are
+    // what the provider routes on.
     assert_eq!(
-        received[0].uri.to_string(),
-        "/ip-intelligence/v1/?ip_address=1.2.3.4%2F..%2F..%2Fadmin%3Fx%3D"
+        received[0].uri.path_and_query().map(|path| path.as_str()),
+        Some("/ip-intelligence/v1/?ip_address=1.2.3.4%2F..%2F..%2Fadmin%3Fx%3D"),
+        "{protocol}"
     );
 
     // In a path segment it stays one segment.
@@ -80,11 +91,20 @@ async fn path_segments_and_query_values_cannot_change_the_path() {
 
 #[tokio::test]
 async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try() {
+    for protocol in Protocol::ALL {
+        an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over(protocol).await;
+    }
+}
+
+async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over(
+    protocol: Protocol,
+) {
     let aml = Provider::aml("errors=1").await;
     let client = aml.client(
         "aml",
         ProviderSettings {
             attempts: 3,
+            protocol,
             ..ProviderSettings::default()
         },
     );
@@ -121,8 +141,14 @@ async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try() {
 
 #[tokio::test]
 async fn a_raw_body_goes_with_its_content_type() {
+    for protocol in Protocol::ALL {
+        a_raw_body_goes_with_its_content_type_over(protocol).await;
+    }
+}
+
+async fn a_raw_body_goes_with_its_content_type_over(protocol: Protocol) {
     let aml = Provider::aml("ok").await;
-    let client = aml.client("aml", one_try());
+    let client = aml.client("aml", over(protocol, one_try()));
 
     let answer = client
         .request(Method::POST, &["v1", "screen"])
@@ -158,8 +184,14 @@ async fn a_raw_body_goes_with_its_content_type() {
 
 #[tokio::test]
 async fn a_malformed_request_is_refused_without_being_sent() {
+    for protocol in Protocol::ALL {
+        a_malformed_request_is_refused_without_being_sent_over(protocol).await;
+    }
+}
+
+async fn a_malformed_request_is_refused_without_being_sent_over(protocol: Protocol) {
     let aml = Provider::aml("ok").await;
-    let client = aml.client("aml", one_try());
+    let client = aml.client("aml", over(protocol, one_try()));
     for request in [
         client
             .request(Method::POST, &["v1", "screen"])
@@ -188,6 +220,17 @@ async fn a_malformed_request_is_refused_without_being_sent() {
 
 #[tokio::test]
 async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider() {
+    for protocol in Protocol::ALL {
+        a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider_over(
+            protocol,
+        )
+        .await;
+    }
+}
+
+async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider_over(
+    protocol: Protocol,
+) {
     let aml = Provider::aml("latency=600s").await;
     let client = aml.client(
         "aml",
@@ -195,6 +238,7 @@ async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_
             timeout: Duration::from_millis(200),
             attempts: 2,
             breaker_threshold: 100,
+            protocol,
             ..ProviderSettings::default()
         },
     );
@@ -218,11 +262,14 @@ async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_
     // the circuit stays closed.
     let patient = aml.client(
         "aml",
-        ProviderSettings {
-            timeout: Duration::from_secs(60),
-            breaker_threshold: 1,
-            ..one_try()
-        },
+        over(
+            protocol,
+            ProviderSettings {
+                timeout: Duration::from_secs(60),
+                breaker_threshold: 1,
+                ..one_try()
+            },
+        ),
     );
     let result = patient
         .request(Method::POST, &["v1", "screen"])
@@ -354,4 +401,37 @@ async fn a_redirect_is_refused_with_its_status_not_followed() {
         0,
         "the redirect's target never saw the call or its idempotency key"
     );
+}
+
+/// The HTTP/2 path keeps one connection to the provider; when the provider
+/// goes away (a restart closes it), the next call opens another and is
+/// answered, and it was sent once.
+#[tokio::test]
+async fn a_provider_restarted_between_calls_is_reached_on_a_new_connection() {
+    let aml = Provider::aml("ok").await;
+    let client = aml.client(
+        "aml",
+        ProviderSettings {
+            protocol: Protocol::Http2,
+            attempts: 3,
+            ..ProviderSettings::default()
+        },
+    );
+    let screen = async || {
+        client
+            .request(Method::POST, &["v1", "screen"])
+            .json(&json!({ "name": "Anna Schmidt" }))
+            .send_json::<Value>()
+            .await
+    };
+    let first = screen().await.unwrap();
+    assert_eq!(first["riskLevel"], "LOW", "{first}");
+    assert_eq!(aml.received(), 1);
+
+    let aml = aml.restarted().await;
+    let second = screen().await.unwrap();
+    assert_eq!(second["riskLevel"], "LOW", "{second}");
+    let received = aml.control.received();
+    assert_eq!(received.len(), 1, "sent once to the restarted provider");
+    assert_eq!(received[0].version, reqwest::Version::HTTP_2);
 }
