@@ -1,7 +1,8 @@
 //! A client for one external provider over HTTP, shared by every service that
 //! calls one (validation's screening providers, the RTGS rail, notifications).
 //!
-//! One [`ProviderClient`] per provider holds one pooled HTTP client, a cap on
+//! One [`ProviderClient`] per provider holds one pooled HTTP client (or one
+//! shared HTTP/2 connection to a cleartext provider asked for HTTP/2), a cap on
 //! calls in flight, a token bucket that keeps under the provider's documented
 //! rate and burst, lowered to what the provider announces in its `RateLimit`
 //! headers, the provider's `Retry-After` and "nothing left until the reset"
