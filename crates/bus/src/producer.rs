@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::try_join_all;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use paystream_contract::{Codec, Event, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -105,10 +106,10 @@ impl Producer {
         &self,
         events: impl IntoIterator<Item = E>,
     ) -> Result<Vec<Delivery>, ProduceError> {
-        let mut prepared = Vec::new();
-        for event in events {
-            prepared.push(self.prepare(event).await?);
-        }
+        let prepared: Vec<Prepared> = stream::iter(events)
+            .then(|event| self.prepare(event))
+            .try_collect()
+            .await?;
         self.send_prepared(&prepared).await
     }
 
@@ -174,11 +175,10 @@ impl Producer {
         &self,
         staged: impl IntoIterator<Item = Staged>,
     ) -> Result<Vec<Prepared>, ProduceError> {
-        let mut prepared = Vec::new();
-        for event in staged {
-            prepared.push(self.prepare_staged(event).await?);
-        }
-        Ok(prepared)
+        stream::iter(staged)
+            .then(|event| self.prepare_staged(event))
+            .try_collect()
+            .await
     }
 
     /// The name of `topic` on this cluster (with the configured prefix).

@@ -42,11 +42,7 @@ pub struct ProviderClient {
 struct Inner {
     name: &'static str,
     base: Url,
-    http: reqwest::Client,
-    /// HTTP/2 straight over hyper, when the settings ask for HTTP/2 only
-    /// and the provider is reached in cleartext; `http` otherwise.
-    h2: Option<h2::Connection>,
-    user_agent: HeaderValue,
+    transport: Transport,
     settings: ProviderSettings,
     /// The configured rate and burst: what the provider announces can lower
     /// the bucket's, never raise them past these.
@@ -56,6 +52,20 @@ struct Inner {
     breaker: Breaker,
     metrics: Series,
     gate: Mutex<Gate>,
+}
+
+/// How tries reach the provider.
+#[derive(Debug)]
+enum Transport {
+    /// reqwest's pooled client: HTTP/1.1, or HTTP/2 where asked for or
+    /// negotiated over TLS.
+    Pooled(reqwest::Client),
+    /// HTTP/2 straight over hyper, for a cleartext provider asked for
+    /// HTTP/2 only.
+    Direct {
+        connection: h2::Connection,
+        user_agent: HeaderValue,
+    },
 }
 
 /// What every caller waits for before a try.
@@ -111,28 +121,17 @@ impl ProviderClient {
                 user_agent: settings.user_agent.clone(),
             }
         })?;
-        // Redirects are answers, not followed: a provider API has no reason
-        // to send a call elsewhere, and following one would carry its
-        // credentials and idempotency key to wherever it points. A 3xx is
-        // refused with its status (and skipping the redirect layer is a
-        // little less work on every call).
-        let mut http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(settings.concurrency)
-            .timeout(settings.timeout)
-            .user_agent(user_agent.clone());
-        if settings.protocol == Protocol::Http2 {
-            http = http.http2_prior_knowledge();
-        }
-        let http = http.build().map_err(|source| BuildError::Http {
-            provider: name,
-            source,
-        })?;
-        let h2 = match settings.protocol {
+        let direct = match settings.protocol {
             Protocol::Http2 => h2::Connection::new(&base, settings.timeout),
             Protocol::Auto => None,
         };
-
+        let transport = match direct {
+            Some(connection) => Transport::Direct {
+                connection,
+                user_agent,
+            },
+            None => Transport::Pooled(pooled(name, &settings, user_agent)?),
+        };
         let rate = settings.rate_per_second.max(1);
         let (rate, burst) = (f64::from(rate), f64::from(settings.burst.unwrap_or(rate)));
         METRICS.rate.with_label_values(&[name]).set(rate);
@@ -140,9 +139,7 @@ impl ProviderClient {
             inner: Arc::new(Inner {
                 name,
                 base,
-                http,
-                h2,
-                user_agent,
+                transport,
                 in_flight: Semaphore::new(settings.concurrency.max(1)),
                 metrics: Series::of(name),
                 breaker: Breaker::new(name, settings.breaker_threshold, settings.breaker_cool_down),
@@ -422,21 +419,21 @@ impl ProviderClient {
 
     /// One try on the wire: the request out, the whole answer back.
     async fn exchange(&self, request: &Request) -> Result<Received, Exchange> {
-        if let Some(connection) = &self.inner.h2 {
-            let request = request
-                .to_hyper(&self.inner.user_agent)
-                .map_err(Exchange::Malformed)?;
-            return connection
-                .send(request)
-                .await
-                .map_err(Exchange::Unavailable);
-        }
+        let http = match &self.inner.transport {
+            Transport::Direct {
+                connection,
+                user_agent,
+            } => {
+                let request = request.to_hyper(user_agent).map_err(Exchange::Malformed)?;
+                return connection
+                    .send(request)
+                    .await
+                    .map_err(Exchange::Unavailable);
+            }
+            Transport::Pooled(http) => http,
+        };
         let failed = |error: reqwest::Error| Exchange::Unavailable(transport(&error));
-        let mut response = request
-            .build(&self.inner.http)
-            .send()
-            .await
-            .map_err(failed)?;
+        let mut response = request.build(http).send().await.map_err(failed)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let body = response.bytes().await.map_err(failed)?;
@@ -496,4 +493,29 @@ fn truncate(mut body: String) -> String {
         body.push('…');
     }
     body
+}
+
+/// reqwest's pooled client for `settings`.
+fn pooled(
+    name: &'static str,
+    settings: &ProviderSettings,
+    user_agent: HeaderValue,
+) -> Result<reqwest::Client, BuildError> {
+    // Redirects are answers, not followed: a provider API has no reason to
+    // send a call elsewhere, and following one would carry its credentials
+    // and idempotency key to wherever it points. A 3xx is refused with its
+    // status (and skipping the redirect layer is a little less work on
+    // every call).
+    let mut http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(settings.concurrency)
+        .timeout(settings.timeout)
+        .user_agent(user_agent);
+    if settings.protocol == Protocol::Http2 {
+        http = http.http2_prior_knowledge();
+    }
+    http.build().map_err(|source| BuildError::Http {
+        provider: name,
+        source,
+    })
 }

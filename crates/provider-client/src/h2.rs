@@ -60,7 +60,8 @@ impl Connection {
         })
     }
 
-    fn open_one(&self) -> Option<SendRequest<Full<Bytes>>> {
+    /// The connection's sender while it is open.
+    fn open_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -71,12 +72,12 @@ impl Connection {
 
     /// The open connection's sender, opening one if there is none.
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, Unavailable> {
-        if let Some(sender) = self.open_one() {
+        if let Some(sender) = self.open_sender() {
             return Ok(sender);
         }
         let _opening = self.opening.lock().await;
         // Another call may have opened it while this one waited.
-        if let Some(sender) = self.open_one() {
+        if let Some(sender) = self.open_sender() {
             return Ok(sender);
         }
         let connect = async {

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use bytes::Bytes;
-
 use http_body_util::Full;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode, Url};
@@ -180,31 +179,12 @@ impl Request {
         self.deadline
     }
 
-    /// The request as hyper sends it, for the HTTP/2 path: the same
-    /// headers as [`Request::build`] gives reqwest, on every try.
-    pub(crate) fn to_hyper(
-        &self,
-        user_agent: &HeaderValue,
-    ) -> Result<hyper::Request<Full<Bytes>>, String> {
-        let uri: hyper::Uri = self
-            .url
-            .as_str()
-            .parse()
-            .map_err(|error| format!("`{}`: {error}", self.url))?;
-        let body = match &self.body {
-            Some((_, bytes)) => Full::new(bytes.clone()),
-            None => Full::new(Bytes::new()),
-        };
-        let mut request = hyper::Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = hyper::Version::HTTP_2;
-        let headers = request.headers_mut();
-        headers.clone_from(&self.headers);
-        // The client's, unless the request names its own (as reqwest does).
-        headers
-            .entry(USER_AGENT)
-            .or_insert_with(|| user_agent.clone());
+    /// The headers every try sends, on either path: the request's own, the
+    /// body's `Content-Type`, and the `traceparent` of the span the try is
+    /// sent in (the call's), so the provider's spans, if it keeps any,
+    /// continue the payment's trace. The `User-Agent` is the client's.
+    fn wire_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
         if let Some((content_type, _)) = &self.body {
             headers.insert(CONTENT_TYPE, content_type.clone());
         }
@@ -215,23 +195,45 @@ impl Request {
                 headers.insert(name, value);
             }
         }
+        headers
+    }
+
+    /// The request as hyper sends it, for the direct HTTP/2 path.
+    pub(crate) fn to_hyper(
+        &self,
+        user_agent: &HeaderValue,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
+        let uri: hyper::Uri = self
+            .url
+            .as_str()
+            .parse()
+            .map_err(|error| format!("`{}`: {error}", self.url))?;
+        let mut request = hyper::Request::new(Full::new(
+            self.body
+                .as_ref()
+                .map(|(_, bytes)| bytes.clone())
+                .unwrap_or_default(),
+        ));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = hyper::Version::HTTP_2;
+        let mut headers = self.wire_headers();
+        // The client's, unless the request names its own (as reqwest does).
+        headers
+            .entry(USER_AGENT)
+            .or_insert_with(|| user_agent.clone());
+        *request.headers_mut() = headers;
         Ok(request)
     }
 
+    /// The request through reqwest (which adds the client's `User-Agent`).
     pub(crate) fn build(&self, http: &reqwest::Client) -> reqwest::RequestBuilder {
-        let mut builder = http
+        let builder = http
             .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone());
-        // Each try is sent inside the call's span: the provider's spans, if it
-        // keeps any, continue the payment's trace.
-        for (name, value) in paystream_telemetry::outgoing_trace_headers() {
-            builder = builder.header(name, value);
+            .headers(self.wire_headers());
+        match &self.body {
+            Some((_, bytes)) => builder.body(bytes.clone()),
+            None => builder,
         }
-        if let Some((content_type, bytes)) = &self.body {
-            builder = builder
-                .header(CONTENT_TYPE, content_type.clone())
-                .body(bytes.clone());
-        }
-        builder
     }
 }
