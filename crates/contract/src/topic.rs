@@ -39,7 +39,7 @@ pub enum Topic {
     NotificationSent,
 }
 
-const TOPIC_COUNT: usize = 11;
+pub(crate) const TOPIC_COUNT: usize = 11;
 
 impl Topic {
     pub const ALL: [Topic; TOPIC_COUNT] = [

@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use crate::breaker::{Breaker, Pass};
 use crate::bucket::Bucket;
+use crate::direct::{self, Received};
 use crate::error::{BuildError, CallError, Refused, Unavailable};
-use crate::h2::{self, Received};
 use crate::metrics::{HeldBack, METRICS, Outcome, Series};
 use crate::rate_limit_headers::{self, Advice};
 use crate::request::{Answer, Request};
@@ -60,10 +60,10 @@ enum Transport {
     /// reqwest's pooled client: HTTP/1.1, or HTTP/2 where asked for or
     /// negotiated over TLS.
     Pooled(reqwest::Client),
-    /// HTTP/2 straight over hyper, for a cleartext provider asked for
+    /// HTTP/2 straight over the h2 crate, for a cleartext provider asked for
     /// HTTP/2 only.
     Direct {
-        connection: h2::Connection,
+        connection: direct::Connection,
         user_agent: HeaderValue,
     },
 }
@@ -122,7 +122,7 @@ impl ProviderClient {
             }
         })?;
         let direct = match settings.protocol {
-            Protocol::Http2 => h2::Connection::new(&base, settings.timeout),
+            Protocol::Http2 => direct::Connection::new(&base, settings.timeout),
             Protocol::Auto => None,
         };
         let transport = match direct {
@@ -424,9 +424,9 @@ impl ProviderClient {
                 connection,
                 user_agent,
             } => {
-                let request = request.to_hyper(user_agent).map_err(Exchange::Malformed)?;
+                let (head, body) = request.to_h2(user_agent).map_err(Exchange::Malformed)?;
                 return connection
-                    .send(request)
+                    .send(head, body)
                     .await
                     .map_err(Exchange::Unavailable);
             }

@@ -34,8 +34,8 @@
 mod breaker;
 mod bucket;
 mod client;
+mod direct;
 mod error;
-mod h2;
 pub mod metrics;
 mod rate_limit_headers;
 mod request;

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -198,32 +197,32 @@ impl Request {
         headers
     }
 
-    /// The request as hyper sends it, for the direct HTTP/2 path.
-    pub(crate) fn to_hyper(
+    /// The request's head and body as the direct HTTP/2 path sends them.
+    pub(crate) fn to_h2(
         &self,
         user_agent: &HeaderValue,
-    ) -> Result<hyper::Request<Full<Bytes>>, String> {
-        let uri: hyper::Uri = self
+    ) -> Result<(http::Request<()>, Bytes), String> {
+        let uri: http::Uri = self
             .url
             .as_str()
             .parse()
             .map_err(|error| format!("`{}`: {error}", self.url))?;
-        let mut request = hyper::Request::new(Full::new(
-            self.body
-                .as_ref()
-                .map(|(_, bytes)| bytes.clone())
-                .unwrap_or_default(),
-        ));
+        let mut request = http::Request::new(());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
-        *request.version_mut() = hyper::Version::HTTP_2;
+        *request.version_mut() = http::Version::HTTP_2;
         let mut headers = self.wire_headers();
         // The client's, unless the request names its own (as reqwest does).
         headers
             .entry(USER_AGENT)
             .or_insert_with(|| user_agent.clone());
         *request.headers_mut() = headers;
-        Ok(request)
+        let body = self
+            .body
+            .as_ref()
+            .map(|(_, bytes)| bytes.clone())
+            .unwrap_or_default();
+        Ok((request, body))
     }
 
     /// The request through reqwest (which adds the client's `User-Agent`).

@@ -32,6 +32,8 @@ pub struct ReceivedSpan {
     /// `None` for a root span.
     pub parent_span_id: Option<String>,
     pub attributes: BTreeMap<String, String>,
+    /// The names of the span's events (for a logged line, its message).
+    pub events: Vec<String>,
 }
 
 impl ReceivedSpan {
@@ -127,6 +129,7 @@ async fn receive(
                     .iter()
                     .map(|attribute| (attribute.key.clone(), value_text(attribute)))
                     .collect(),
+                events: span.events.into_iter().map(|event| event.name).collect(),
             });
         }
     }

@@ -177,7 +177,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
             messaging.destination.name = record.topic(),
             messaging.kafka.partition = record.partition(),
             messaging.kafka.offset = record.offset(),
-            messaging.consumer.group.name = %self.group,
+            messaging.consumer.group.name = &*self.group,
             correlation_id = headers::text(&headers, headers::CORRELATION_ID).unwrap_or_default(),
             event_id = tracing::field::Empty,
         );

@@ -1,7 +1,7 @@
 //! What goes over the wire: the URL built from segments and query values
 //! that cannot change it, headers and bodies the same on every try, and the
 //! metrics each try counts. What goes over the wire is checked over both
-//! protocols: HTTP/2 takes its own path (straight over hyper), HTTP/1.1
+//! protocols: HTTP/2 takes its own path (straight over the h2 crate), HTTP/1.1
 //! goes through reqwest.
 
 use std::time::Duration;
