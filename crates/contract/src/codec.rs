@@ -258,12 +258,11 @@ impl Codec {
     }
 
     pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, EncodeError> {
-        let schema = E::TOPIC.schema()?;
+        let datums = Datums::of(E::TOPIC)?;
         let id = self.writer_id(E::TOPIC).await?;
         let mut bytes = Vec::with_capacity(256);
         bytes.push(MAGIC_BYTE);
         bytes.extend_from_slice(&id.to_be_bytes());
-        let datums = Datums::of(E::TOPIC, schema)?;
         datums
             .writer
             .write_ser(&mut bytes, event)
@@ -281,7 +280,7 @@ impl Codec {
         match self.fit(id, E::TOPIC, &writer, reader)? {
             // The writer's schema is the reader's: read with the reader's
             // own, whose names are resolved once per process.
-            Fit::Same => read_exactly(&Datums::of(E::TOPIC, reader)?.reader, datum),
+            Fit::Same => read_exactly(&Datums::of(E::TOPIC)?.reader, datum),
             Fit::Resolve => read_datum(&writer, Some(reader), datum),
             Fit::Wrong(found) => {
                 return Err(DecodeError::WrongSchema {
@@ -355,10 +354,11 @@ struct Datums {
 }
 
 impl Datums {
-    /// `topic`'s, over `schema`, its schema.
-    fn of(topic: Topic, schema: &'static Schema) -> Result<&'static Datums, ContractError> {
+    /// `topic`'s, over its schema.
+    fn of(topic: Topic) -> Result<&'static Datums, ContractError> {
         static BUILT: [OnceLock<Result<Datums, String>>; TOPIC_COUNT] =
             [const { OnceLock::new() }; TOPIC_COUNT];
+        let schema = topic.schema()?;
         BUILT[topic as usize]
             .get_or_init(|| {
                 let writer = datum_writer(schema);

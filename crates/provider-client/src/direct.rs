@@ -63,10 +63,6 @@ impl Open {
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
 }
 
 impl Connection {
@@ -158,13 +154,15 @@ impl Connection {
         body: Bytes,
     ) -> Result<Received, Unavailable> {
         let exchange = async {
-            let open = self.open().await?;
-            exchange(&open, head, body).await.map_err(|error| {
+            // The call's own handle on the connection: cloning one takes
+            // the connection's lock, so it is cloned once per call.
+            let Open { sender, closed } = self.open().await?;
+            exchange(sender, head, body).await.map_err(|error| {
                 // A stream the provider refused or reset leaves the
                 // connection usable; anything else ends it, and the next
                 // call opens another without waiting for its task to notice.
                 if error.reason().is_none() || error.is_go_away() {
-                    open.close();
+                    closed.store(true, Ordering::Release);
                 }
                 Unavailable::connection(&error)
             })
@@ -177,12 +175,12 @@ impl Connection {
 
 /// One stream: the request out, the whole answer back.
 async fn exchange(
-    open: &Open,
+    sender: SendRequest<Bytes>,
     head: http::Request<()>,
     body: Bytes,
 ) -> Result<Received, h2::Error> {
     // Waits while the provider's limit of concurrent streams is reached.
-    let mut sender = open.sender.clone().ready().await?;
+    let mut sender = sender.ready().await?;
     let end_of_stream = body.is_empty();
     let (response, mut stream) = sender.send_request(head, end_of_stream)?;
     if !end_of_stream {

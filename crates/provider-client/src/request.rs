@@ -187,13 +187,7 @@ impl Request {
         if let Some((content_type, _)) = &self.body {
             headers.insert(CONTENT_TYPE, content_type.clone());
         }
-        for (name, value) in paystream_telemetry::outgoing_trace_headers() {
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::try_from(name), HeaderValue::try_from(value))
-            {
-                headers.insert(name, value);
-            }
-        }
+        paystream_telemetry::inject_trace_headers(&mut headers);
         headers
     }
 

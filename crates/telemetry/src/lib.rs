@@ -109,25 +109,37 @@ pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError
     Ok(TelemetryGuard { provider })
 }
 
-/// The W3C trace-context headers (`traceparent`, and `tracestate` when there
-/// is one) of the current span, for an outgoing HTTP request, so that the
-/// server's spans continue the caller's trace. Empty outside any span.
-pub fn outgoing_trace_headers() -> Vec<(String, String)> {
+/// Adds the W3C trace-context headers (`traceparent`, and `tracestate` when
+/// there is one) of the current span to an outgoing HTTP request's
+/// `headers`, so that the server's spans continue the caller's trace.
+/// Outside any span it adds nothing.
+pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
+    use http::{HeaderName, HeaderValue};
     use opentelemetry::propagation::{Injector, TextMapPropagator as _};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-    /// Two headers at most: a list, not a map (one per outgoing call).
-    struct Headers(Vec<(String, String)>);
-    impl Injector for Headers {
+    struct Headers<'a>(&'a mut http::HeaderMap);
+    impl Injector for Headers<'_> {
         fn set(&mut self, key: &str, value: String) {
-            self.0.push((key.to_owned(), value));
+            // The propagator writes its own two names and values it has
+            // validated (hex, printable ASCII): both always fit a header.
+            match (
+                HeaderName::from_bytes(key.as_bytes()),
+                HeaderValue::try_from(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    self.0.insert(name, value);
+                }
+                _ => tracing::warn!(
+                    key,
+                    "a trace-context header that HTTP cannot carry; not sent"
+                ),
+            }
         }
     }
 
     let context = tracing::Span::current().context();
-    let mut headers = Headers(Vec::with_capacity(2));
-    TraceContextPropagator::new().inject_context(&context, &mut headers);
-    headers.0
+    TraceContextPropagator::new().inject_context(&context, &mut Headers(headers));
 }
 
 fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, TelemetryError> {

@@ -12,13 +12,11 @@ use paystream_provider_client::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Provider, one_try, over};
+use crate::support::{Provider, each_protocol, one_try, over};
 
 #[tokio::test]
 async fn path_segments_and_query_values_cannot_change_the_path() {
-    for protocol in Protocol::ALL {
-        path_segments_and_query_values_cannot_change_the_path_over(protocol).await;
-    }
+    each_protocol(path_segments_and_query_values_cannot_change_the_path_over).await;
 }
 
 async fn path_segments_and_query_values_cannot_change_the_path_over(protocol: Protocol) {
@@ -91,9 +89,7 @@ async fn path_segments_and_query_values_cannot_change_the_path_over(protocol: Pr
 
 #[tokio::test]
 async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try() {
-    for protocol in Protocol::ALL {
-        an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over(protocol).await;
-    }
+    each_protocol(an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over).await;
 }
 
 async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over(
@@ -141,9 +137,7 @@ async fn an_idempotency_key_and_the_body_are_sent_identically_on_every_try_over(
 
 #[tokio::test]
 async fn a_raw_body_goes_with_its_content_type() {
-    for protocol in Protocol::ALL {
-        a_raw_body_goes_with_its_content_type_over(protocol).await;
-    }
+    each_protocol(a_raw_body_goes_with_its_content_type_over).await;
 }
 
 async fn a_raw_body_goes_with_its_content_type_over(protocol: Protocol) {
@@ -184,9 +178,7 @@ async fn a_raw_body_goes_with_its_content_type_over(protocol: Protocol) {
 
 #[tokio::test]
 async fn a_body_larger_than_the_flow_control_windows_is_sent_whole() {
-    for protocol in Protocol::ALL {
-        a_body_larger_than_the_flow_control_windows_is_sent_whole_over(protocol).await;
-    }
+    each_protocol(a_body_larger_than_the_flow_control_windows_is_sent_whole_over).await;
 }
 
 /// 1.5 MB: more than HTTP/2's opening 64 KiB window and the sandbox's 1 MiB
@@ -210,9 +202,7 @@ async fn a_body_larger_than_the_flow_control_windows_is_sent_whole_over(protocol
 
 #[tokio::test]
 async fn a_malformed_request_is_refused_without_being_sent() {
-    for protocol in Protocol::ALL {
-        a_malformed_request_is_refused_without_being_sent_over(protocol).await;
-    }
+    each_protocol(a_malformed_request_is_refused_without_being_sent_over).await;
 }
 
 async fn a_malformed_request_is_refused_without_being_sent_over(protocol: Protocol) {
@@ -246,12 +236,10 @@ async fn a_malformed_request_is_refused_without_being_sent_over(protocol: Protoc
 
 #[tokio::test]
 async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider() {
-    for protocol in Protocol::ALL {
-        a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider_over(
-            protocol,
-        )
-        .await;
-    }
+    each_protocol(
+        a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider_over,
+    )
+    .await;
 }
 
 async fn a_timeout_fails_a_try_and_a_deadline_ends_the_call_without_blaming_the_provider_over(

@@ -102,6 +102,18 @@ pub fn one_try() -> ProviderSettings {
     }
 }
 
+/// Runs `test` over each protocol in turn: what goes over the wire must not
+/// depend on which HTTP carries it.
+pub async fn each_protocol<F, Fut>(test: F)
+where
+    F: Fn(Protocol) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for protocol in Protocol::ALL {
+        test(protocol).await;
+    }
+}
+
 /// `settings` speaking `protocol`: what goes over the wire must not depend
 /// on which HTTP carries it.
 pub fn over(protocol: Protocol, settings: ProviderSettings) -> ProviderSettings {
