@@ -105,6 +105,10 @@ pub enum Refused {
     Status { status: StatusCode, body: String },
     #[error("unreadable answer: {0}")]
     Unreadable(String),
+    /// A batch call was answered, but this one query of it was refused (its
+    /// input, say, is not what the provider takes).
+    #[error("refused the query: {0}")]
+    Query(String),
     /// The request could not be made as asked (a header value that is not
     /// one, a body that does not serialise, a `..` path segment); nothing
     /// was sent.

@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -94,6 +95,26 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: Fn(Vec<Job<I, O>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::spawn_lingering(name, max_batch, concurrency, Duration::ZERO, run)
+    }
+
+    /// [`Batcher::spawn`], with each batch held open up to `linger` after
+    /// its first item for more to join it (unless it fills first): for work
+    /// whose cost is per batch and whose wait is long beside `linger` (a
+    /// call to a provider that answers in 100 ms). Without it, items that
+    /// arrive in a burst take every slot in batches of one or two, and the
+    /// rest of the burst waits for a whole batch to finish.
+    pub fn spawn_lingering<F, Fut>(
+        name: &'static str,
+        max_batch: usize,
+        concurrency: usize,
+        linger: Duration,
+        run: F,
+    ) -> Self
+    where
+        F: Fn(Vec<Job<I, O>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let (queue, mut entries) = mpsc::unbounded_channel::<Entry<I, O>>();
         let concurrency = concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
@@ -114,14 +135,23 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 let mut batch = Vec::with_capacity(max_batch.min(64));
                 batch.push(first);
                 let mut flush_after = None;
+                let lingered = tokio::time::Instant::now() + linger;
                 while batch.len() < max_batch {
-                    match entries.try_recv() {
-                        Ok(Entry::Job(job)) => batch.push(job),
-                        Ok(Entry::Flush(done)) => {
+                    let next = match entries.try_recv() {
+                        Ok(entry) => Some(entry),
+                        Err(_) if linger.is_zero() => None,
+                        Err(_) => tokio::time::timeout_at(lingered, entries.recv())
+                            .await
+                            .ok()
+                            .flatten(),
+                    };
+                    match next {
+                        Some(Entry::Job(job)) => batch.push(job),
+                        Some(Entry::Flush(done)) => {
                             flush_after = Some(done);
                             break;
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 let work = run(batch);
@@ -184,7 +214,6 @@ async fn flush(slots: &Arc<Semaphore>, concurrency: usize, done: oneshot::Sender
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use super::*;
 
@@ -213,6 +242,51 @@ mod tests {
         let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50);
         assert!(sizes.len() < 50, "items were batched: {sizes:?}");
+    }
+
+    /// The sizes of the batches `batcher`'s run function saw, and the
+    /// batcher: each item answers its own value.
+    fn recording(linger: Duration) -> (Arc<Mutex<Vec<usize>>>, Batcher<u32, u32>) {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let batcher = Batcher::spawn_lingering("linger", 10, 1, linger, move |jobs| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(jobs.len());
+                for job in jobs {
+                    let item = job.item;
+                    job.reply(item);
+                }
+            }
+        });
+        (sizes, batcher)
+    }
+
+    /// Two items 10 ms apart, each answered.
+    async fn two_items_apart(batcher: &Batcher<u32, u32>) {
+        let first = tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.submit(1).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(batcher.submit(2).await.unwrap(), 2);
+        assert_eq!(first.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_arriving_within_the_linger_joins_the_open_batch() {
+        let (sizes, batcher) = recording(Duration::from_millis(50));
+        two_items_apart(&batcher).await;
+        assert_eq!(*sizes.lock().unwrap(), [2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_linger_a_batch_goes_with_what_has_queued() {
+        let (sizes, batcher) = recording(Duration::ZERO);
+        two_items_apart(&batcher).await;
+        assert_eq!(*sizes.lock().unwrap(), [1, 1]);
     }
 
     #[tokio::test]

@@ -142,6 +142,26 @@ pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&context, &mut Headers(headers));
 }
 
+/// Links `span` to each of `others`: for work done once on behalf of many
+/// (one call carrying many payments' checks), so each payment's trace can be
+/// followed into the shared span though it is the child of one of them
+/// only. Spans not recorded for export are skipped.
+pub fn link_spans<'a>(span: &tracing::Span, others: impl IntoIterator<Item = &'a tracing::Span>) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    if span.is_disabled() {
+        return;
+    }
+    for other in others {
+        let context = other.context();
+        let linked = context.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+        }
+    }
+}
+
 fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
     let builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service_name).build());

@@ -34,6 +34,8 @@ pub struct ReceivedSpan {
     pub attributes: BTreeMap<String, String>,
     /// The names of the span's events (for a logged line, its message).
     pub events: Vec<String>,
+    /// The spans this one links to, as (trace id, span id) in hex.
+    pub links: Vec<(String, String)>,
 }
 
 impl ReceivedSpan {
@@ -130,6 +132,11 @@ async fn receive(
                     .map(|attribute| (attribute.key.clone(), value_text(attribute)))
                     .collect(),
                 events: span.events.into_iter().map(|event| event.name).collect(),
+                links: span
+                    .links
+                    .iter()
+                    .map(|link| (hex(&link.trace_id), hex(&link.span_id)))
+                    .collect(),
             });
         }
     }

@@ -9,6 +9,10 @@
 //! PostgreSQL, and this process, the load generator (producer, schema
 //! registry, progress polling). Each payment needs the IP check, then the
 //! debtor and creditor screenings in parallel: at least 200 ms of waiting.
+//! The checks of payments in flight together share batch calls, as the
+//! service does by default; the table says how many a call carried
+//! (`PAYSTREAM_VALIDATION_PROVIDER_BATCH_SIZE=1`, passed through to the
+//! service, sends each check on its own).
 //!
 //! Two scenarios, each on fresh topics and a fresh database:
 //! - backlog: every payment is produced before validation starts; the
@@ -190,22 +194,30 @@ fn spawn_validation(
         .unwrap()
 }
 
-/// Payments per decision transaction over the run, from the service's
-/// `/metrics` (the histogram's sum over its count).
-async fn payments_per_transaction(port: u16) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let value = |name: &str| -> Option<f64> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+/// The mean of each histogram `series` (name and labels) over the run,
+/// from the service's `/metrics`: its sum over its count.
+async fn histogram_means<const N: usize>(port: u16, series: [&str; N]) -> [Option<f64>; N] {
+    let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
     };
-    let sum = value("paystream_validation_decision_batch_payments_sum")?;
-    let count = value("paystream_validation_decision_batch_payments_count")?;
-    (count > 0.0).then(|| sum / count)
+    let value = |name: String| -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&name)?.trim().parse().ok())
+    };
+    series.map(|series| {
+        let (name, labels) = series
+            .split_once('{')
+            .map_or((series, ""), |(name, labels)| (name, labels));
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}")
+        };
+        let sum = value(format!("{name}_sum{labels}"))?;
+        let count = value(format!("{name}_count{labels}"))?;
+        (count > 0.0).then(|| sum / count)
+    })
 }
 
 struct Measured {
@@ -217,6 +229,8 @@ struct Measured {
     /// p50 and p99 of submit → decision, for the paced scenario.
     latency: Option<(Duration, Duration)>,
     per_transaction: Option<f64>,
+    /// Checks per call to each provider (IP intelligence, AML).
+    per_call: [Option<f64>; 2],
 }
 
 async fn produce(pipeline: &Pipeline, payments: &[PaymentSubmitted]) {
@@ -336,7 +350,15 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
         Load::Paced { .. } => Some(latency(&pool, &submitted).await),
         Load::Backlog(_) => None,
     };
-    let per_transaction = payments_per_transaction(port).await;
+    let [per_transaction, ip_per_call, aml_per_call] = histogram_means(
+        port,
+        [
+            "paystream_validation_decision_batch_payments",
+            "paystream_validation_provider_call_checks{provider=\"ip-intelligence\"}",
+            "paystream_validation_provider_call_checks{provider=\"aml\"}",
+        ],
+    )
+    .await;
     let _ = validation.start_kill();
     let _ = validation.wait().await;
     Measured {
@@ -346,6 +368,7 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
         cpu,
         latency,
         per_transaction,
+        per_call: [ip_per_call, aml_per_call],
     }
 }
 
@@ -377,26 +400,26 @@ async fn main() {
     }
 
     println!(
-        "\nvalidation throughput (100 ms per provider call, 3 calls per payment; {PARTITIONS} partitions, \
+        "\nvalidation throughput (100 ms per provider call, 3 checks per payment in batch calls; {PARTITIONS} partitions, \
          {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; nisshi memory engine; {} cores)\n",
         provider_protocol(),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(
-        "| scenario | payments | seconds | payments/s | p50 | p99 | payments per decision transaction |"
+        "| scenario | payments | seconds | payments/s | p50 | p99 | payments per decision transaction | checks per IP / AML call |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for m in &results {
         let seconds = m.elapsed.as_secs_f64();
         let ms = |d: Duration| format!("{} ms", d.as_millis());
         let (p50, p99) = m.latency.map_or(("—".into(), "—".into()), |(p50, p99)| {
             (ms(p50), ms(p99))
         });
-        let grouped = m
-            .per_transaction
-            .map_or_else(|| "—".to_owned(), |n| format!("{n:.1}"));
+        let mean = |n: Option<f64>| n.map_or_else(|| "—".to_owned(), |n| format!("{n:.1}"));
+        let grouped = mean(m.per_transaction);
+        let per_call = format!("{} / {}", mean(m.per_call[0]), mean(m.per_call[1]));
         println!(
-            "| {} | {} | {seconds:.2} | {:.0} | {p50} | {p99} | {grouped} |",
+            "| {} | {} | {seconds:.2} | {:.0} | {p50} | {p99} | {grouped} | {per_call} |",
             m.name,
             m.payments,
             m.payments as f64 / seconds

@@ -4,6 +4,7 @@
 //! emits `payment.validated` or `payment.rejected` (and `aml.alert.raised`)
 //! through a transactional outbox.
 
+pub mod batching;
 pub mod decisions;
 pub mod metrics;
 pub mod outcome;
@@ -111,6 +112,33 @@ pub struct Config {
     #[arg(long, env = "PAYSTREAM_VALIDATION_AML_BURST")]
     pub aml_burst: Option<u32>,
 
+    /// Checks one provider call carries at most: the checks of payments
+    /// decided at the same time share a batch call (1 sends each on its own).
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_BATCH_SIZE",
+        default_value_t = 100
+    )]
+    pub provider_batch_size: usize,
+
+    /// Batch calls in flight at once per provider; while all are, checks
+    /// queue for the next call. A quiet service sends each check at once.
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_BATCH_CALLS",
+        default_value_t = 16
+    )]
+    pub provider_batch_calls: usize,
+
+    /// How long a batch call waits after its first check for more to join
+    /// it (unless it fills first).
+    #[arg(
+        long,
+        env = "PAYSTREAM_VALIDATION_PROVIDER_BATCH_LINGER_MS",
+        default_value_t = 5
+    )]
+    pub provider_batch_linger_ms: u64,
+
     /// Timeout of one provider call.
     #[arg(
         long,
@@ -188,6 +216,8 @@ impl Config {
 pub enum StartError {
     #[error(transparent)]
     Provider(#[from] BuildError),
+    #[error("provider batches: {0}")]
+    Batch(#[from] batching::BatchLimitsError),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -207,6 +237,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     // Settings that cannot work fail before anything connects.
     let (ip_intelligence, aml) = config.provider_clients()?;
+    let batches = batching::BatchLimits::new(
+        config.provider_batch_size,
+        config.provider_batch_calls,
+        Duration::from_millis(config.provider_batch_linger_ms),
+    )?;
     let mut service = Service::builder(SERVICE, config.listen)
         .database(&config.database_url, &MIGRATOR)
         .kafka(&config.kafka, &config.registry, &config.consumer)
@@ -217,8 +252,8 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     };
     let validator = validator::Validator {
         rules: config.rules.clone(),
-        ip_intelligence,
-        aml,
+        ip_intelligence: batching::Batcher::start(ip_intelligence, screening::IP_BATCH, batches),
+        aml: batching::Batcher::start(aml, screening::AML_BATCH, batches),
         screening_bound: Duration::from_millis(config.screening_bound_ms),
         decisions: decisions::Decisions::start(pool, outbox, GROUP),
     };

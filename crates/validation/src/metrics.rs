@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use paystream_bus::metrics::{register_counter, register_histogram};
-use prometheus::{Histogram, IntCounter, IntCounterVec};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
 
 pub struct Metrics {
     /// Decisions by outcome and reason code.
@@ -16,6 +16,9 @@ pub struct Metrics {
     /// Payments per decision transaction: how much the load lets the
     /// decision writer group.
     pub batch_payments: Histogram,
+    /// Checks per provider call, by provider: how much the load lets
+    /// checks share a call.
+    pub call_checks: HistogramVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -37,4 +40,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
     )
     .with_label_values::<&str>(&[]),
+    call_checks: register_histogram(
+        "paystream_validation_provider_call_checks",
+        "Checks carried by one provider call, by provider",
+        &["provider"],
+        vec![
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0,
+        ],
+    ),
 });

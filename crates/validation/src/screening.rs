@@ -1,15 +1,18 @@
 //! The two provider checks, in the shapes their APIs answer, and the bounded
 //! wait that makes screening fail closed: a payment is never passed because
-//! a provider was down; past the bound it is rejected as unscreened.
+//! a provider was down; past the bound it is rejected as unscreened. Each
+//! check goes out in a batch call shared with other payments' checks
+//! ([`crate::batching`]).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::field::Empty;
-use uuid::Uuid;
+use tracing::Span;
 
-use paystream_provider_client::{CallError, Method, ProviderClient, Refused, Request, call_span};
+use paystream_provider_client::CallError;
+
+use crate::batching::{self, BatchApi, Batcher, Envelope};
 
 use crate::outcome::Role;
 
@@ -55,7 +58,19 @@ pub struct AmlAnswer {
     pub matches: Vec<AmlMatch>,
 }
 
-/// The AML API's screening request, serialised from the party's fields as
+/// Where the IP-intelligence API takes batches: a JSON array of addresses.
+pub const IP_BATCH: BatchApi = BatchApi {
+    path: &["v1", "batch"],
+    envelope: Envelope::Array,
+};
+
+/// Where the AML API takes batches: `{"queries": [party, …]}`.
+pub const AML_BATCH: BatchApi = BatchApi {
+    path: &["v1", "screen", "batch"],
+    envelope: Envelope::Queries,
+};
+
+/// The AML API's screening query, serialised from the party's fields as
 /// they are (no JSON tree in between).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,30 +86,29 @@ pub struct Checked<T> {
     pub answer: T,
     /// The answer's JSON text as the provider sent it, for the audit row.
     pub raw: String,
+    /// From the check's first try to its answer, waits for a batch included.
     pub latency: Duration,
     pub at: DateTime<Utc>,
 }
 
-/// Sends `request`, retrying while the provider is unavailable until `bound`
-/// has passed, then giving up with the last error: screening fails closed.
-/// Every try carries the deadline, so no wait inside the client (a
-/// provider's `Retry-After`, a back-off) outlasts the bound. Refusals end at
-/// once. The answer is read straight into `T` and kept as text: no JSON
-/// tree is built for it.
+/// Sends `query` (JSON text) in `batcher`'s batches, trying again while the
+/// provider is unavailable until `bound` has passed, then giving up with the
+/// last error: screening fails closed. Every try carries the deadline, so no
+/// wait inside the client (a provider's `Retry-After`, a back-off) outlasts
+/// the bound. Refusals end at once. The answer is read straight into `T`
+/// and kept as text: no JSON tree is built for it.
 async fn checked<T: serde::de::DeserializeOwned>(
-    client: &ProviderClient,
-    request: Request,
+    batcher: &Batcher,
+    query: String,
+    span: &Span,
     bound: Duration,
 ) -> Result<Checked<T>, CallError> {
     let started = Instant::now();
     // A bound too large for the clock is no bound.
-    let request = match started.checked_add(bound) {
-        Some(deadline) => request.deadline(deadline),
-        None => request,
-    };
+    let deadline = started.checked_add(bound);
     let mut pause = Duration::from_millis(100);
-    let answer = loop {
-        match request.send().await {
+    let raw = loop {
+        match batcher.check(query.clone(), span.clone(), deadline).await {
             Err(CallError::Unavailable { provider, reason })
                 if started.elapsed() + pause < bound =>
             {
@@ -105,12 +119,7 @@ async fn checked<T: serde::de::DeserializeOwned>(
             other => break other?,
         }
     };
-    let unreadable = |error: &dyn std::fmt::Display| CallError::Refused {
-        provider: client.name(),
-        reason: Refused::Unreadable(format!("unexpected answer: {error}")),
-    };
-    let raw = String::from_utf8(answer.body).map_err(|error| unreadable(&error))?;
-    let answer = serde_json::from_str(&raw).map_err(|error| unreadable(&error))?;
+    let answer = batching::read_answer(batcher.provider(), &raw)?;
     Ok(Checked {
         answer,
         raw,
@@ -129,8 +138,8 @@ impl RiskLevel {
     }
 }
 
-/// A check's outcome for its span: what the provider said, or why it said
-/// nothing.
+/// A check's outcome for the payment's screening span: what the provider
+/// said, or why it said nothing.
 fn outcome_of<T>(
     result: &Result<Checked<T>, CallError>,
     said: impl Fn(&T) -> &'static str,
@@ -142,20 +151,30 @@ fn outcome_of<T>(
     }
 }
 
-/// Looks the payer's address up; the call's span carries the payment and
-/// the outcome (answered, or flagged as an anonymising network).
+/// The span of one payment's screening: its checks' outcomes, recorded as
+/// they come, and the parent (or a link) of the batch calls that carried
+/// them.
+pub fn screening_span(payment_id: uuid::Uuid) -> Span {
+    tracing::info_span!(
+        "screening",
+        %payment_id,
+        ip.outcome = tracing::field::Empty,
+        aml.debtor = tracing::field::Empty,
+        aml.creditor = tracing::field::Empty,
+    )
+}
+
+/// Looks the payer's address up; `span` (the payment's screening) records
+/// the outcome: answered, or flagged as an anonymising network.
 pub async fn check_ip(
-    client: &ProviderClient,
-    payment_id: Uuid,
+    batcher: &Batcher,
     ip: &str,
+    span: &Span,
     bound: Duration,
 ) -> Result<Checked<IpAnswer>, CallError> {
-    // The address is the payer's, so untrusted: a query value, encoded.
-    let request = client
-        .request(Method::GET, &["v1", ""])
-        .query("ip_address", ip);
-    let span = call_span!("ip.check", request, %payment_id, ip.outcome = Empty);
-    let result = checked(client, request.in_span(span.clone()), bound).await;
+    // The address is the payer's, so untrusted: a JSON string, escaped.
+    let query = serde_json::to_string(ip).map_err(|error| malformed(batcher, &error))?;
+    let result = checked(batcher, query, span, bound).await;
     span.record(
         "ip.outcome",
         outcome_of(&result, |answer: &IpAnswer| {
@@ -170,85 +189,112 @@ pub async fn check_ip(
     result
 }
 
-/// Screens one party of the payment; the call's span carries the payment,
-/// the party's role and the outcome (the risk level, or why there is none),
-/// so a trace shows what each screening decided.
+/// Screens one party of the payment; `span` (the payment's screening)
+/// records the party's outcome (the risk level, or why there is none), so a
+/// trace shows what each screening decided.
 pub async fn screen_party(
-    client: &ProviderClient,
-    payment_id: Uuid,
+    batcher: &Batcher,
     role: Role,
     party: &paystream_contract::Party,
+    span: &Span,
     bound: Duration,
 ) -> Result<Checked<AmlAnswer>, CallError> {
-    let body = ScreenRequest {
+    let query = serde_json::to_string(&ScreenRequest {
         name: &party.name,
         country: &party.country,
         date_of_birth: party.date_of_birth.as_deref(),
+    })
+    .map_err(|error| malformed(batcher, &error))?;
+    let result = checked(batcher, query, span, bound).await;
+    let field = match role {
+        Role::Debtor => "aml.debtor",
+        Role::Creditor => "aml.creditor",
     };
-    let request = client.request(Method::POST, &["v1", "screen"]).json(&body);
-    let span = call_span!(
-        "aml.screen",
-        request,
-        %payment_id,
-        party.role = role.name(),
-        aml.outcome = Empty,
-        aml.matches = Empty,
-    );
-    let result = checked(client, request.in_span(span.clone()), bound).await;
     span.record(
-        "aml.outcome",
+        field,
         outcome_of(&result, |answer: &AmlAnswer| answer.risk_level.name()),
     );
-    if let Ok(checked) = &result {
-        span.record("aml.matches", checked.answer.matches.len());
-    }
     result
+}
+
+fn malformed(batcher: &Batcher, error: &serde_json::Error) -> CallError {
+    CallError::Refused {
+        provider: batcher.provider(),
+        reason: paystream_provider_client::Refused::Malformed(error.to_string()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batching::BatchLimits;
+    use paystream_provider_client::{ProviderClient, Refused};
     use paystream_sandbox::{Config, IP_INTELLIGENCE, Server};
     use tokio_util::sync::CancellationToken;
 
-    /// An IP-intelligence client against a sandbox behaving as `behaviour`;
-    /// the sandbox stops when the token is dropped.
-    async fn ip_intelligence(behaviour: &str) -> (ProviderClient, CancellationToken) {
+    /// An IP-intelligence batcher against a sandbox behaving as
+    /// `behaviour`, and the sandbox's base URL; the sandbox stops when the
+    /// token is dropped.
+    async fn ip_intelligence(
+        behaviour: &str,
+        limits: BatchLimits,
+    ) -> (Batcher, String, tokio_util::sync::DropGuard) {
         let mut config = Config::local();
         config.ip_intelligence = behaviour.parse().unwrap();
         let server = Server::build(&config).await.unwrap();
-        let base = format!("http://{}/{IP_INTELLIGENCE}", server.local_addr());
+        let sandbox = format!("http://{}", server.local_addr());
         let shutdown = CancellationToken::new();
         tokio::spawn(server.run(shutdown.clone()));
+        let base = format!("{sandbox}/{IP_INTELLIGENCE}");
         let client = ProviderClient::new(IP_INTELLIGENCE, &base, Default::default()).unwrap();
-        (client, shutdown)
+        (
+            Batcher::start(client, IP_BATCH, limits),
+            sandbox,
+            shutdown.drop_guard(),
+        )
+    }
+
+    fn limits(size: usize, calls: usize) -> BatchLimits {
+        BatchLimits::new(size, calls, Duration::ZERO).unwrap()
     }
 
     #[tokio::test]
-    async fn a_client_ip_cannot_change_the_provider_url() {
-        let (client, _sandbox) = ip_intelligence("ok").await;
-        for ip in [
-            "1.2.3.4/../../admin?x=",
-            "8.8.8.8#/../../admin?x=",
-            "8.8.8.8&ip_address=1.1.1.1",
-        ] {
-            // The provider's refusal quotes the whole value it was asked
-            // about: it reached the lookup as one parameter.
-            match check_ip(&client, Uuid::nil(), ip, Duration::from_secs(5)).await {
-                Err(CallError::Refused { reason, .. }) => {
-                    let reason = reason.to_string();
-                    assert!(reason.contains(&format!("`{ip}`")), "{ip}: {reason}");
-                }
-                other => panic!("{ip}: expected the provider to refuse it, got {other:?}"),
-            }
+    async fn checks_queued_together_share_one_call_and_a_bad_address_fails_alone() {
+        let (batcher, sandbox, _sandbox) = ip_intelligence("ok", limits(10, 1)).await;
+        let span = Span::none();
+        let bound = Duration::from_secs(5);
+        // A current-thread runtime: both checks are queued before the
+        // batch sender first runs.
+        let bad_ip = "1.2.3.4/../../admin?x=";
+        let (bad, good) = futures::join!(
+            check_ip(&batcher, bad_ip, &span, bound),
+            check_ip(&batcher, "8.8.8.8", &span, bound),
+        );
+        match bad {
+            Err(CallError::Refused {
+                reason: Refused::Query(reason),
+                ..
+            }) => assert!(reason.contains(&format!("`{bad_ip}`")), "{reason}"),
+            other => panic!("expected the provider to refuse that query alone, got {other:?}"),
         }
+        let good = good.unwrap();
+        assert_eq!(good.answer.country_code.as_deref(), Some("US"), "{good:?}");
+        let report: serde_json::Value = reqwest::get(format!(
+            "{sandbox}/admin/providers/{IP_INTELLIGENCE}/report"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(report["requests"], 1, "{report}");
     }
 
     async fn assert_the_bound_is_kept(throttle: &str) {
-        let (client, _sandbox) = ip_intelligence(throttle).await;
+        let (batcher, _, _sandbox) = ip_intelligence(throttle, limits(10, 2)).await;
         let checked = tokio::time::timeout(
             Duration::from_secs(30),
-            check_ip(&client, Uuid::nil(), "8.8.8.8", Duration::from_secs(1)),
+            check_ip(&batcher, "8.8.8.8", &Span::none(), Duration::from_secs(1)),
         )
         .await
         .unwrap_or_else(|_| panic!("`{throttle}`: screening waited far past its bound"));

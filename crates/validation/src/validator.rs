@@ -16,10 +16,11 @@ use std::time::Duration;
 use paystream_bus::{Context, Handler, HandlerError, Record};
 use paystream_contract::{AlertSeverity, Party, PaymentSubmitted, ReasonCode};
 
+use crate::batching::Batcher;
 use crate::decisions::{Decided, Decisions, Written};
 use crate::metrics::METRICS;
 use crate::outcome::{Alert, CheckKind, Outcome, Role, ScreeningRow};
-use crate::providers::{CallError, ProviderClient};
+use crate::providers::CallError;
 use crate::rules::Rules;
 use crate::screening::{self, AmlAnswer, Checked, RiskLevel};
 
@@ -36,8 +37,10 @@ fn millis(duration: Duration) -> i32 {
 
 pub struct Validator {
     pub rules: Rules,
-    pub ip_intelligence: ProviderClient,
-    pub aml: ProviderClient,
+    /// The IP-intelligence and AML checks, each sent in batch calls shared
+    /// by the payments being decided.
+    pub ip_intelligence: Batcher,
+    pub aml: Batcher,
     /// How long screening waits for an unavailable provider before the
     /// payment is rejected unscreened.
     pub screening_bound: Duration,
@@ -107,8 +110,9 @@ impl Validator {
             outcome.reject(rejection.code, rejection.text);
             return Ok(outcome);
         }
+        let span = screening::screening_span(payment.payment_id);
         if let Some(ip) = &payment.client_ip {
-            self.check_ip(payment, ip, &mut outcome).await?;
+            self.check_ip(payment, ip, &span, &mut outcome).await?;
             if outcome.rejection.is_some() {
                 return Ok(outcome);
             }
@@ -116,16 +120,16 @@ impl Validator {
         let (debtor, creditor) = futures::join!(
             screening::screen_party(
                 &self.aml,
-                payment.payment_id,
                 Role::Debtor,
                 &payment.debtor,
+                &span,
                 self.screening_bound
             ),
             screening::screen_party(
                 &self.aml,
-                payment.payment_id,
                 Role::Creditor,
                 &payment.creditor,
+                &span,
                 self.screening_bound
             ),
         );
@@ -142,12 +146,13 @@ impl Validator {
         &self,
         payment: &PaymentSubmitted,
         ip: &str,
+        span: &tracing::Span,
         outcome: &mut Outcome,
     ) -> Result<(), HandlerError> {
         let checked = match screening::check_ip(
             &self.ip_intelligence,
-            payment.payment_id,
             ip,
+            span,
             self.screening_bound,
         )
         .await

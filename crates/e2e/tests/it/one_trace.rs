@@ -170,30 +170,33 @@ async fn a_settled_payment_is_one_trace_across_the_six_services() {
         "validation's consume span is a child of the gateway's: {validation:#?}"
     );
 
-    // Both parties screened, each with the payment and its outcome; each
-    // screening is itself the client span of its call to the provider.
-    let screenings = named(&trace, "validation", "aml.screen");
-    let roles: BTreeSet<&str> = screenings
-        .iter()
-        .filter_map(|span| span.attribute("party.role"))
-        .collect();
-    assert_eq!(
-        roles,
-        BTreeSet::from(["CREDITOR", "DEBTOR"]),
-        "{screenings:#?}"
-    );
-    for screening in &screenings {
-        assert_eq!(screening.attribute("payment_id"), Some(payment_id.as_str()));
+    // Both parties screened, in the payment's screening span, each with its
+    // outcome; the calls that carried the checks (batches shared with any
+    // other payment's) are client spans of the provider's, children of
+    // that span (or, for a payment that did not lead a batch, linked).
+    let screening = named(&trace, "validation", "screening");
+    assert_eq!(screening.len(), 1, "{screening:#?}");
+    let screening = screening[0];
+    assert_eq!(screening.attribute("payment_id"), Some(payment_id.as_str()));
+    for role in ["aml.debtor", "aml.creditor"] {
         assert!(
-            matches!(screening.attribute("aml.outcome"), Some("LOW" | "MEDIUM")),
-            "a settled payment was cleared: {screening:#?}"
+            matches!(screening.attribute(role), Some("LOW" | "MEDIUM")),
+            "a settled payment's {role} was cleared: {screening:#?}"
         );
-        assert_eq!(screening.attribute("peer.service"), Some("aml"));
+    }
+    let calls: Vec<_> = named(&trace, "validation", "provider.batch")
+        .into_iter()
+        .filter(|call| call.attribute("peer.service") == Some("aml"))
+        .collect();
+    assert!(!calls.is_empty(), "no AML call in the trace: {trace:#?}");
+    for call in &calls {
         assert_eq!(
-            screening.attribute("http.response.status_code"),
-            Some("200")
+            call.parent_span_id.as_deref(),
+            Some(screening.span_id.as_str()),
+            "{call:#?}"
         );
-        assert_eq!(screening.attribute("provider.outcome"), Some("answered"));
+        assert_eq!(call.attribute("http.response.status_code"), Some("200"));
+        assert_eq!(call.attribute("provider.outcome"), Some("answered"));
     }
 
     // The rail's submission carries the payment and the rail's answer.

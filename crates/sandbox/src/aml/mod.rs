@@ -1,7 +1,10 @@
 //! The AML screening provider: `POST /v1/screen` with a party's name (and
 //! country and date of birth when known) answers a risk level, the score and
 //! the list entries that matched, from the official sanctions lists loaded at
-//! start-up.
+//! start-up. `POST /v1/screen/batch` screens up to [`MAX_BATCH`] parties in
+//! one call (as OpenSanctions' `/match` takes many queries), each answered
+//! in its place: a party that cannot be screened gets its own error, and the
+//! others their screenings.
 
 pub mod lists;
 pub mod matching;
@@ -95,30 +98,78 @@ struct ScreenResponse {
     screened_at: String,
 }
 
-async fn screen(State(aml): State<Arc<Aml>>, Json(request): Json<ScreenRequest>) -> Response {
-    if request.name.trim().is_empty() {
-        return crate::client_error("name is required");
+/// Parties one batch may carry at most.
+pub const MAX_BATCH: usize = 1_000;
+
+impl ScreenRequest {
+    /// The party's screening, or why the request cannot be screened.
+    fn screen(self, aml: &Aml) -> Result<ScreenResponse, String> {
+        if self.name.trim().is_empty() {
+            return Err("name is required".to_owned());
+        }
+        let birth_year = match self.date_of_birth.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(date) => match date.get(..4).and_then(|year| year.parse::<i32>().ok()) {
+                Some(year) => Some(year),
+                None => return Err("dateOfBirth must be YYYY-MM-DD or YYYY".to_owned()),
+            },
+        };
+        let screening = aml.screen(&matching::Party {
+            name: &self.name,
+            country: self.country.as_deref(),
+            birth_year,
+        });
+        Ok(ScreenResponse {
+            screening,
+            name: self.name,
+            country: self.country,
+            lists: aml.lists.iter().map(|info| info.list).collect(),
+            screened_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
     }
-    let birth_year = match request.date_of_birth.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(date) => match date.get(..4).and_then(|year| year.parse::<i32>().ok()) {
-            Some(year) => Some(year),
-            None => return crate::client_error("dateOfBirth must be YYYY-MM-DD or YYYY"),
-        },
-    };
-    let screening = aml.screen(&matching::Party {
-        name: &request.name,
-        country: request.country.as_deref(),
-        birth_year,
-    });
-    Json(ScreenResponse {
-        screening,
-        name: request.name,
-        country: request.country,
-        lists: aml.lists.iter().map(|info| info.list).collect(),
-        screened_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
-    .into_response()
+}
+
+async fn screen(State(aml): State<Arc<Aml>>, Json(request): Json<ScreenRequest>) -> Response {
+    match request.screen(&aml) {
+        Ok(screened) => Json(screened).into_response(),
+        Err(message) => crate::client_error(message),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchRequest {
+    queries: Vec<ScreenRequest>,
+}
+
+/// One party's place in a batch's answer: its screening, or its error.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum BatchResult {
+    Screened(ScreenResponse),
+    Refused { error: String },
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResponse {
+    results: Vec<BatchResult>,
+}
+
+async fn screen_batch(State(aml): State<Arc<Aml>>, Json(batch): Json<BatchRequest>) -> Response {
+    if batch.queries.is_empty() || batch.queries.len() > MAX_BATCH {
+        return crate::client_error(format!(
+            "a batch carries 1 to {MAX_BATCH} queries, not {}",
+            batch.queries.len()
+        ));
+    }
+    let results = batch
+        .queries
+        .into_iter()
+        .map(|request| match request.screen(&aml) {
+            Ok(screened) => BatchResult::Screened(screened),
+            Err(error) => BatchResult::Refused { error },
+        })
+        .collect();
+    Json(BatchResponse { results }).into_response()
 }
 
 async fn list_info(State(aml): State<Arc<Aml>>) -> Json<Vec<ListInfo>> {
@@ -128,6 +179,7 @@ async fn list_info(State(aml): State<Arc<Aml>>) -> Json<Vec<ListInfo>> {
 pub fn routes(aml: Arc<Aml>) -> axum::Router {
     axum::Router::new()
         .route("/v1/screen", post(screen))
+        .route("/v1/screen/batch", post(screen_batch))
         .route("/v1/lists", get(list_info))
         .with_state(aml)
 }

@@ -1,7 +1,9 @@
 //! The IP-intelligence provider, in the shape of AbstractAPI's IP geolocation
 //! API: `GET /v1/?ip_address=` answers the country (DB-IP country lite) and
 //! security flags (VPN, proxy, Tor, hosting) from the network the address
-//! belongs to.
+//! belongs to. `POST /v1/batch` with a JSON array of up to [`MAX_BATCH`]
+//! addresses answers each in its place (as ip-api's batch endpoint does): an
+//! entry that is not an address gets its own error, the others their answers.
 
 mod networks;
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 pub use networks::{Network, NetworkClass, NetworkDataError, Networks};
@@ -131,6 +133,17 @@ struct LookupQuery {
     ip_address: Option<String>,
 }
 
+/// Addresses one batch may carry at most.
+pub const MAX_BATCH: usize = 1_000;
+
+/// The answer about `text`, or why it has none.
+fn answer_text(service: &IpIntelligence, text: &str) -> Result<Answer, String> {
+    match text.trim().parse::<IpAddr>() {
+        Ok(ip) => Ok(service.answer(ip)),
+        Err(_) => Err(format!("`{text}` is not an IP address")),
+    }
+}
+
 async fn lookup(
     State(service): State<Arc<IpIntelligence>>,
     Query(query): Query<LookupQuery>,
@@ -138,15 +151,47 @@ async fn lookup(
     let Some(text) = query.ip_address else {
         return crate::client_error("ip_address is required");
     };
-    match text.trim().parse::<IpAddr>() {
-        Ok(ip) => Json(service.answer(ip)).into_response(),
-        Err(_) => crate::client_error(format!("`{text}` is not an IP address")),
+    match answer_text(&service, &text) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(message) => crate::client_error(message),
     }
+}
+
+/// One address's place in a batch's answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum BatchResult {
+    Answered(Answer),
+    Refused { ip_address: String, error: String },
+}
+
+async fn lookup_batch(
+    State(service): State<Arc<IpIntelligence>>,
+    Json(addresses): Json<Vec<String>>,
+) -> Response {
+    if addresses.is_empty() || addresses.len() > MAX_BATCH {
+        return crate::client_error(format!(
+            "a batch carries 1 to {MAX_BATCH} addresses, not {}",
+            addresses.len()
+        ));
+    }
+    let results: Vec<_> = addresses
+        .into_iter()
+        .map(|text| match answer_text(&service, &text) {
+            Ok(answer) => BatchResult::Answered(answer),
+            Err(error) => BatchResult::Refused {
+                ip_address: text,
+                error,
+            },
+        })
+        .collect();
+    Json(results).into_response()
 }
 
 pub fn routes(service: Arc<IpIntelligence>) -> axum::Router {
     axum::Router::new()
         .route("/v1/", get(lookup))
         .route("/v1", get(lookup))
+        .route("/v1/batch", post(lookup_batch))
         .with_state(service)
 }

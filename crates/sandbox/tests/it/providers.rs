@@ -1,6 +1,6 @@
 //! Each provider's answers, from the real reference data.
 
-use paystream_sandbox::{AML, Config, Server};
+use paystream_sandbox::{AML, Config, IP_INTELLIGENCE, Server};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -128,4 +128,61 @@ async fn a_missing_list_stops_the_sandbox_from_starting() {
     config.sanctions_lists = vec!["UN=/nonexistent/un.xml".parse().unwrap()];
     let error = Server::build(&config).await.err().unwrap();
     assert!(error.to_string().contains("/nonexistent/un.xml"), "{error}");
+}
+
+#[tokio::test]
+async fn a_batch_of_addresses_is_answered_in_order_and_a_bad_one_is_refused_alone() {
+    let sandbox = Sandbox::start(Config::local()).await.serve();
+    let (status, answers) = sandbox
+        .post_json(
+            IP_INTELLIGENCE,
+            "/v1/batch",
+            json!(["81.2.69.142", "not-an-address", "45.83.220.10"]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answers}");
+    assert_eq!(answers[0]["country_code"], "GB", "{answers}");
+    assert_eq!(answers[1]["ip_address"], "not-an-address");
+    assert!(
+        answers[1]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("`not-an-address`")),
+        "{answers}"
+    );
+    assert_eq!(answers[2]["security"]["is_vpn"], true, "{answers}");
+    assert_eq!(answers.as_array().map(Vec::len), Some(3));
+
+    for refused in [json!([]), json!(vec!["8.8.8.8"; 1_001])] {
+        let (status, _) = sandbox
+            .post_json(IP_INTELLIGENCE, "/v1/batch", refused)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_parties_is_screened_in_order_and_an_unnamed_one_is_refused_alone() {
+    let sandbox = Sandbox::start(Config::local()).await.serve();
+    let (status, answer) = sandbox
+        .post_json(
+            AML,
+            "/v1/screen/batch",
+            json!({ "queries": [
+                { "name": "Anna Lena Schmidt", "country": "DE" },
+                { "name": " " },
+                { "name": "Vladimir Putin", "country": "RU", "dateOfBirth": "1952-10-07" },
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = &answer["results"];
+    assert_eq!(results.as_array().map(Vec::len), Some(3), "{answer}");
+    assert_eq!(results[0]["riskLevel"], "LOW", "{answer}");
+    assert_eq!(results[1]["error"], "name is required", "{answer}");
+    assert_eq!(results[2]["riskLevel"], "HIGH", "{answer}");
+
+    let (status, _) = sandbox
+        .post_json(AML, "/v1/screen/batch", json!({ "queries": [] }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

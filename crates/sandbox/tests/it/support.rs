@@ -73,6 +73,22 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// POSTs `body` to `path` under `provider`'s prefix; the status and
+    /// the JSON answered.
+    pub async fn post_json(&self, provider: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/{provider}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
     pub async fn screen_json(&self, party: Value) -> (StatusCode, Value) {
         let response = self.screen(party).await;
         (

@@ -57,3 +57,41 @@ async fn a_span_carries_the_warnings_logged_in_it_as_events_not_its_info_lines()
     assert_eq!(work[0].service, "telemetry-it");
     assert_eq!(work[0].events, ["something odd"], "{:#?}", work[0]);
 }
+
+#[test]
+fn child_does_shared_work_for_three_spans() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let telemetry = paystream_telemetry::init("telemetry-it").unwrap();
+    let payments: Vec<tracing::Span> = (0..3).map(|n| tracing::info_span!("payment", n)).collect();
+    let shared = payments[0].in_scope(|| tracing::info_span!("shared"));
+    paystream_telemetry::link_spans(&shared, &payments[1..]);
+    drop(shared);
+    drop(payments);
+    drop(telemetry);
+}
+
+#[tokio::test]
+async fn work_shared_by_several_spans_is_the_child_of_one_and_links_the_others() {
+    let spans = exported_by("child_does_shared_work_for_three_spans").await;
+    let named = |name: &str| -> Vec<&ReceivedSpan> {
+        spans.iter().filter(|span| span.name == name).collect()
+    };
+    let (payments, shared) = (named("payment"), named("shared"));
+    assert_eq!((payments.len(), shared.len()), (3, 1), "{spans:#?}");
+    let shared = shared[0];
+    let lead = payments
+        .iter()
+        .find(|payment| shared.parent_span_id.as_deref() == Some(payment.span_id.as_str()))
+        .unwrap_or_else(|| panic!("the shared span is no payment's child: {spans:#?}"));
+    let mut linked: Vec<_> = shared.links.clone();
+    linked.sort();
+    let mut others: Vec<_> = payments
+        .iter()
+        .filter(|payment| payment.span_id != lead.span_id)
+        .map(|payment| (payment.trace_id.clone(), payment.span_id.clone()))
+        .collect();
+    others.sort();
+    assert_eq!(linked, others, "{shared:#?}");
+}

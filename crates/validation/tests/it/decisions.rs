@@ -163,10 +163,15 @@ async fn with_the_aml_provider_down_payments_are_rejected_unscreened_never_valid
 
 #[tokio::test]
 async fn a_throttling_provider_slows_validation_but_rejects_nothing() {
-    let pipeline = Pipeline::start(Setup {
-        aml: "rate=10/s".parse().unwrap(),
-        ..Setup::default()
-    })
+    // One screening a call: the provider limits calls, and batches would
+    // carry all of these in a few.
+    let pipeline = Pipeline::start_with(
+        Setup {
+            aml: "rate=10/s".parse().unwrap(),
+            ..Setup::default()
+        },
+        |config| config.provider_batch_size = 1,
+    )
     .await;
     // 15 payments need 30 screenings: three times what the provider allows
     // in a second, so validation has to slow down to the provider's rate.

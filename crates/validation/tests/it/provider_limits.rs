@@ -18,7 +18,13 @@ async fn validation_at_the_aml_providers_rate_gets_at_most_its_burst_of_429s() {
         aml: format!("rate={RATE}/s").parse().unwrap(),
         ..Setup::default()
     };
-    let pipeline = Pipeline::start_with(setup, |config| config.aml_rate = Some(RATE)).await;
+    // One screening a call, so that the load is ten times the provider's
+    // rate in calls too (batches would carry it in a few).
+    let pipeline = Pipeline::start_with(setup, |config| {
+        config.aml_rate = Some(RATE);
+        config.provider_batch_size = 1;
+    })
+    .await;
     // Two screenings a payment (debtor and creditor): 80 calls, four
     // seconds of the provider's rate, submitted as fast as we can.
     let payments: Vec<_> = (0..2 * RATE)
