@@ -310,18 +310,13 @@ pub fn read_answer<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paystream_sandbox::{AML, Config, Server};
-    use tokio_util::sync::CancellationToken;
+    use crate::test_sandbox::Sandbox;
+    use paystream_sandbox::{AML, Config};
 
     #[tokio::test]
     async fn a_batch_refused_as_a_whole_is_sent_again_one_check_a_call() {
-        let server = Server::build(&Config::local()).await.unwrap();
-        let sandbox = format!("http://{}", server.local_addr());
-        let shutdown = CancellationToken::new();
-        let _stop = shutdown.clone().drop_guard();
-        tokio::spawn(server.run(shutdown));
-        let client =
-            ProviderClient::new(AML, &format!("{sandbox}/{AML}"), Default::default()).unwrap();
+        let sandbox = Sandbox::start(Config::local()).await;
+        let client = ProviderClient::new(AML, &sandbox.base(AML), Default::default()).unwrap();
         let limits = BatchLimits::new(10, 1, Duration::ZERO).unwrap();
         let batcher = Batcher::start(client, crate::screening::AML_BATCH, limits);
         // A name that is a number: the provider refuses any body holding
@@ -347,14 +342,7 @@ mod tests {
         );
         let good: crate::screening::AmlAnswer = read_answer(AML, &good.unwrap()).unwrap();
         assert_eq!(good.risk_level, crate::screening::RiskLevel::Low);
-        let report: serde_json::Value =
-            reqwest::get(format!("{sandbox}/admin/providers/{AML}/report"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
         // The batch, then each check alone.
-        assert_eq!(report["requests"], 3, "{report}");
+        assert_eq!(sandbox.requests(AML).await, 3);
     }
 }

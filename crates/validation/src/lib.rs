@@ -11,6 +11,8 @@ pub mod outcome;
 pub mod providers;
 pub mod rules;
 pub mod screening;
+#[cfg(test)]
+mod test_sandbox;
 pub mod validator;
 
 use std::net::SocketAddr;

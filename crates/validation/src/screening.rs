@@ -228,30 +228,22 @@ fn malformed(batcher: &Batcher, error: &serde_json::Error) -> CallError {
 mod tests {
     use super::*;
     use crate::batching::BatchLimits;
+    use crate::test_sandbox::Sandbox;
     use paystream_provider_client::{ProviderClient, Refused};
-    use paystream_sandbox::{Config, IP_INTELLIGENCE, Server};
-    use tokio_util::sync::CancellationToken;
+    use paystream_sandbox::{Config, IP_INTELLIGENCE};
 
-    /// An IP-intelligence batcher against a sandbox behaving as
-    /// `behaviour`, and the sandbox's base URL; the sandbox stops when the
-    /// token is dropped.
-    async fn ip_intelligence(
-        behaviour: &str,
-        limits: BatchLimits,
-    ) -> (Batcher, String, tokio_util::sync::DropGuard) {
+    /// An IP-intelligence batcher against a sandbox behaving as `behaviour`.
+    async fn ip_intelligence(behaviour: &str, limits: BatchLimits) -> (Batcher, Sandbox) {
         let mut config = Config::local();
         config.ip_intelligence = behaviour.parse().unwrap();
-        let server = Server::build(&config).await.unwrap();
-        let sandbox = format!("http://{}", server.local_addr());
-        let shutdown = CancellationToken::new();
-        tokio::spawn(server.run(shutdown.clone()));
-        let base = format!("{sandbox}/{IP_INTELLIGENCE}");
-        let client = ProviderClient::new(IP_INTELLIGENCE, &base, Default::default()).unwrap();
-        (
-            Batcher::start(client, IP_BATCH, limits),
-            sandbox,
-            shutdown.drop_guard(),
+        let sandbox = Sandbox::start(config).await;
+        let client = ProviderClient::new(
+            IP_INTELLIGENCE,
+            &sandbox.base(IP_INTELLIGENCE),
+            Default::default(),
         )
+        .unwrap();
+        (Batcher::start(client, IP_BATCH, limits), sandbox)
     }
 
     fn limits(size: usize, calls: usize) -> BatchLimits {
@@ -260,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn checks_queued_together_share_one_call_and_a_bad_address_fails_alone() {
-        let (batcher, sandbox, _sandbox) = ip_intelligence("ok", limits(10, 1)).await;
+        let (batcher, sandbox) = ip_intelligence("ok", limits(10, 1)).await;
         let span = Span::none();
         let bound = Duration::from_secs(5);
         // A current-thread runtime: both checks are queued before the
@@ -279,19 +271,11 @@ mod tests {
         }
         let good = good.unwrap();
         assert_eq!(good.answer.country_code.as_deref(), Some("US"), "{good:?}");
-        let report: serde_json::Value = reqwest::get(format!(
-            "{sandbox}/admin/providers/{IP_INTELLIGENCE}/report"
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        assert_eq!(report["requests"], 1, "{report}");
+        assert_eq!(sandbox.requests(IP_INTELLIGENCE).await, 1);
     }
 
     async fn assert_the_bound_is_kept(throttle: &str) {
-        let (batcher, _, _sandbox) = ip_intelligence(throttle, limits(10, 2)).await;
+        let (batcher, _sandbox) = ip_intelligence(throttle, limits(10, 2)).await;
         let checked = tokio::time::timeout(
             Duration::from_secs(30),
             check_ip(&batcher, "8.8.8.8", &Span::none(), Duration::from_secs(1)),
