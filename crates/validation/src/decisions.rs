@@ -193,14 +193,14 @@ impl Store {
                 }
             })
             .collect();
-        let mut new_decisions = insert_decisions(&mut tx, &still_decided(batch, &written)).await?;
+        let mut new_decisions =
+            insert_decisions_and_audit(&mut tx, &still_decided(batch, &written)).await?;
         for (decided, written) in batch.iter().zip(written.iter_mut()) {
             if *written == Written::Decided && !new_decisions.remove(&decided.payment.payment_id) {
                 *written = Written::AlreadyDecided;
             }
         }
         let decided = still_decided(batch, &written);
-        insert_screenings(&mut tx, &decided).await?;
         let emitters: Vec<Emitter> = decided.iter().map(|payment| self.events(payment)).collect();
         self.outbox.write_all(&mut tx, emitters).await?;
         tx.commit().await?;
@@ -260,8 +260,10 @@ fn still_decided<'a>(batch: &[&'a Decided], written: &[Written]) -> Vec<&'a Deci
         .collect()
 }
 
-/// The decisions of `batch`; returns the payments decided now (not before).
-async fn insert_decisions(
+/// The decisions of `batch` and every audit row of those decided now (not
+/// before), in one statement: the audit rows' insert reads which decisions
+/// went in. Returns the payments decided now.
+async fn insert_decisions_and_audit(
     tx: &mut PgConnection,
     batch: &[&Decided],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
@@ -281,23 +283,6 @@ async fn insert_decisions(
         codes.push(outcome.reason_code());
         texts.push(outcome.rejection.as_ref().map(|(_, text)| text.as_str()));
     }
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-         ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-    )
-    .bind(&ids)
-    .bind(&correlations)
-    .bind(&decisions)
-    .bind(&codes)
-    .bind(&texts)
-    .fetch_all(tx)
-    .await?;
-    Ok(inserted.into_iter().collect())
-}
-
-/// Every audit row of `batch`, in one statement.
-async fn insert_screenings(tx: &mut PgConnection, batch: &[&Decided]) -> Result<(), sqlx::Error> {
     let rows: Vec<(Uuid, &crate::outcome::ScreeningRow)> = batch
         .iter()
         .flat_map(|decided| {
@@ -305,13 +290,10 @@ async fn insert_screenings(tx: &mut PgConnection, batch: &[&Decided]) -> Result<
             decided.outcome.screenings.iter().map(move |row| (id, row))
         })
         .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
     let column = |f: &dyn Fn(&crate::outcome::ScreeningRow) -> Option<&str>| -> Vec<Option<&str>> {
         rows.iter().map(|(_, row)| f(row)).collect()
     };
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let audited: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
     let kinds = column(&|row| Some(row.kind.name()));
     let roles = column(&|row| Some(row.party_role.name()));
     let names = column(&|row| Some(row.party_name.as_str()));
@@ -322,15 +304,30 @@ async fn insert_screenings(tx: &mut PgConnection, batch: &[&Decided]) -> Result<
     let scores: Vec<Option<i32>> = rows.iter().map(|(_, row)| row.score_permille).collect();
     let latencies: Vec<i32> = rows.iter().map(|(_, row)| row.latency_ms).collect();
     let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, row)| row.at).collect();
-    sqlx::query(
-        "INSERT INTO screening_results (payment_id, check_kind, party_role, party_name, outcome,
-             matched_list, matched_entry, score_permille, details, provider_latency_ms, screened_at)
-         SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::int4[], $9::text[], $10::int4[], $11::timestamptz[])
-             AS t (id, kind, role, name, outcome, list, entry, score, details, latency, at)",
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "WITH decided AS (
+             INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+             ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
+         ), audited AS (
+             INSERT INTO screening_results (payment_id, check_kind, party_role, party_name,
+                 outcome, matched_list, matched_entry, score_permille, details,
+                 provider_latency_ms, screened_at)
+             SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
+             FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::int4[], $14::text[], $15::int4[],
+                         $16::timestamptz[])
+                 AS t (id, kind, role, name, outcome, list, entry, score, details, latency, at)
+             WHERE t.id IN (SELECT payment_id FROM decided)
+         )
+         SELECT payment_id FROM decided",
     )
     .bind(&ids)
+    .bind(&correlations)
+    .bind(&decisions)
+    .bind(&codes)
+    .bind(&texts)
+    .bind(&audited)
     .bind(&kinds)
     .bind(&roles)
     .bind(&names)
@@ -341,7 +338,7 @@ async fn insert_screenings(tx: &mut PgConnection, batch: &[&Decided]) -> Result<
     .bind(&details)
     .bind(&latencies)
     .bind(&times)
-    .execute(tx)
+    .fetch_all(tx)
     .await?;
-    Ok(())
+    Ok(inserted.into_iter().collect())
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::{Pipeline, Setup, clean_payment};
-use paystream_contract::{AmlAlertRaised, PaymentValidated, Topic};
+use paystream_contract::{AmlAlertRaised, PaymentSubmitted, PaymentValidated, Topic};
 use rdkafka::Message;
 use sqlx::Connection;
 
@@ -115,33 +115,65 @@ async fn each_rule_rejects_with_its_own_reason_and_a_clean_payment_is_validated(
     assert_eq!(clean_checks, 3, "one IP check and two AML screenings");
 }
 
-#[tokio::test]
-async fn a_redelivered_payment_is_decided_once() {
+/// Submits `payment`, then `copy` of it, then a later payment of the same
+/// account, and waits for the later one: key order decides it after both
+/// copies, so once it is out the copy has been handled, and exactly the
+/// first copy and the later payment were validated. Returns what counts
+/// rows in validation's database: `sql`, bound to the payment's id.
+async fn submitted_twice(
+    payment: &PaymentSubmitted,
+    copy: PaymentSubmitted,
+) -> impl AsyncFn(&'static str) -> i64 {
     let pipeline = Pipeline::start(Setup::default()).await;
-    let payment = clean_payment("GB82WEST12345698765432");
     pipeline.submit(payment.clone()).await;
-    pipeline.submit(payment.clone()).await;
-    let mut later = clean_payment("GB82WEST12345698765432");
+    pipeline.submit(copy).await;
+    let mut later = clean_payment(&payment.debtor.account);
     later.amount_minor = 100;
     pipeline.submit(later.clone()).await;
-
-    // The later payment of the same account is decided after both copies
-    // (key order), so once it is out, the duplicate has been handled.
     let validated = pipeline.read::<PaymentValidated>(2).await;
     let ids: Vec<_> = validated
         .iter()
         .map(|(event, _)| event.payment_id)
         .collect();
     assert_eq!(ids, [payment.payment_id, later.payment_id]);
-    let mut db = sqlx::PgConnection::connect(&pipeline.config.database_url)
-        .await
-        .unwrap();
-    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions WHERE payment_id = $1")
-        .bind(payment.payment_id)
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(decisions, 1);
+    let id = payment.payment_id;
+    async move |sql: &'static str| {
+        let mut db = sqlx::PgConnection::connect(&pipeline.config.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_payment_is_decided_once() {
+    let payment = clean_payment("GB82WEST12345698765432");
+    let count = submitted_twice(&payment, payment.clone()).await;
+    assert_eq!(
+        count("SELECT count(*) FROM decisions WHERE payment_id = $1").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_payment_submitted_again_under_another_event_id_keeps_its_first_decision_and_audit() {
+    let payment = clean_payment("GB82WEST12345698765433");
+    let mut again = payment.clone();
+    again.envelope.event_id = uuid::Uuid::new_v4();
+    let count = submitted_twice(&payment, again).await;
+    assert_eq!(
+        count("SELECT count(*) FROM decisions WHERE payment_id = $1").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM screening_results WHERE payment_id = $1").await,
+        3,
+        "the first decision's three checks, and none of the second copy's"
+    );
 }
 
 #[tokio::test]
