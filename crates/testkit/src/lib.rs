@@ -161,7 +161,28 @@ pub async fn wait_for_port(addr: &str, timeout: Duration) {
 }
 
 /// A free loopback port, for processes that must be told their port up front.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`): a port
+/// the kernel hands out for `:0` is also what it gives the next outgoing
+/// connection of any test running beside this one, so between this call and
+/// the bind a client socket could take it (seen in CI as `AddrInUse`). Below
+/// the range only another explicit pick can, and picks are random.
 pub fn free_port() -> u16 {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    const LOWEST: u16 = 10_000;
+    if ephemeral_from > LOWEST + 1_000 {
+        let span = u128::from(ephemeral_from - LOWEST);
+        for _ in 0..100 {
+            let pick = (uuid::Uuid::new_v4().as_u128() % span) as u16;
+            let port = LOWEST + pick;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
