@@ -319,6 +319,20 @@ pub enum StartError {
     Listen(#[from] paystream_service_kit::BindError),
 }
 
+/// Queries one batch call may carry at most, for every provider that takes
+/// batches.
+pub const MAX_BATCH: usize = 1_000;
+
+/// The refusal of a batch of `len` `queries` (what the provider calls them)
+/// that is empty or over [`MAX_BATCH`]; `None` for one the provider takes.
+pub(crate) fn refuse_batch_size(len: usize, queries: &str) -> Option<Response> {
+    (len == 0 || len > MAX_BATCH).then(|| {
+        client_error(format!(
+            "a batch carries 1 to {MAX_BATCH} {queries}, not {len}"
+        ))
+    })
+}
+
 /// A problem body for a request the provider cannot answer.
 pub(crate) fn client_error(message: impl Into<String>) -> Response {
     (

@@ -112,15 +112,23 @@ impl Batcher {
     /// Starts the task that sends `client`'s batches to `api`.
     pub fn start(client: ProviderClient, api: BatchApi, limits: BatchLimits) -> Self {
         let provider = client.name();
-        let client = std::sync::Arc::new(client);
+        // The series is looked up once: a lookup per call takes the metric's
+        // lock and hashes its label.
+        let caller = std::sync::Arc::new(Caller {
+            client,
+            api,
+            checks_per_call: crate::metrics::METRICS
+                .call_checks
+                .with_label_values(&[provider]),
+        });
         let queue = batch::Batcher::spawn_lingering(
             provider,
             limits.size,
             limits.calls,
             limits.linger,
             move |jobs| {
-                let client = client.clone();
-                async move { send(&client, api, jobs).await }
+                let caller = caller.clone();
+                async move { caller.send(jobs).await }
             },
         );
         Self { provider, queue }
@@ -165,91 +173,90 @@ impl Batcher {
 /// the provider refuses as a whole is sent again one check a call, so that
 /// a query it cannot take fails its own payment only, as the decision
 /// writer writes a failed batch one payment at a time.
-async fn send(
-    client: &ProviderClient,
+/// What sends one provider's batches.
+struct Caller {
+    client: ProviderClient,
     api: BatchApi,
-    jobs: Vec<Job<Queued, Result<RawAnswer, CallError>>>,
-) {
-    let (batch, replies): (Vec<Queued>, Vec<_>) = jobs.into_iter().map(Job::into_parts).unzip();
-    match call(client, api, &batch).await {
-        Ok(answers) => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                reply.send(Ok(answer));
-            }
-        }
-        Err(error @ CallError::Refused { .. }) if batch.len() > 1 => {
-            tracing::warn!(%error, checks = batch.len(), "a batch call was refused; sending its checks one by one");
-            let alone = batch.chunks(1).map(|one| call(client, api, one));
-            for (reply, answer) in replies
-                .into_iter()
-                .zip(futures::future::join_all(alone).await)
-            {
-                // `split` answers a call of one with one answer or an error.
-                let answer = answer.and_then(|mut one| {
-                    one.pop().ok_or(CallError::Refused {
-                        provider: client.name(),
-                        reason: Refused::Unreadable("no answer to a call of one".to_owned()),
-                    })
-                });
-                reply.send(answer);
-            }
-        }
-        Err(error) => {
-            for reply in replies {
-                reply.send(Err(error.clone()));
-            }
-        }
-    }
+    checks_per_call: prometheus::Histogram,
 }
 
-/// One call carrying `batch`: each query's answer (JSON text), in order.
-async fn call(
-    client: &ProviderClient,
-    api: BatchApi,
-    batch: &[Queued],
-) -> Result<Vec<RawAnswer>, CallError> {
-    let Some(lead) = batch.first() else {
-        return Ok(Vec::new());
-    };
-    let mut body = Vec::with_capacity(
-        batch
-            .iter()
-            .map(|queued| queued.query.len() + 1)
-            .sum::<usize>()
-            + 16,
-    );
-    body.extend_from_slice(match api.envelope {
-        Envelope::Array => b"[",
-        Envelope::Queries => b"{\"queries\":[",
-    });
-    for (n, queued) in batch.iter().enumerate() {
-        if n > 0 {
-            body.push(b',');
+impl Caller {
+    async fn send(&self, jobs: Vec<Job<Queued, Result<RawAnswer, CallError>>>) {
+        let (batch, replies): (Vec<Queued>, Vec<_>) = jobs.into_iter().map(Job::into_parts).unzip();
+        match self.call(&batch).await {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    reply.send(Ok(answer));
+                }
+            }
+            Err(error @ CallError::Refused { .. }) if batch.len() > 1 => {
+                tracing::warn!(%error, checks = batch.len(), "a batch call was refused; sending its checks one by one");
+                let alone = batch.chunks(1).map(|one| self.call(one));
+                for (reply, answer) in replies
+                    .into_iter()
+                    .zip(futures::future::join_all(alone).await)
+                {
+                    // `split` answers a call of one with one answer or an error.
+                    let answer = answer.and_then(|mut one| {
+                        one.pop().ok_or(CallError::Refused {
+                            provider: self.client.name(),
+                            reason: Refused::Unreadable("no answer to a call of one".to_owned()),
+                        })
+                    });
+                    reply.send(answer);
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    reply.send(Err(error.clone()));
+                }
+            }
         }
-        body.extend_from_slice(queued.query.as_bytes());
     }
-    body.extend_from_slice(match api.envelope {
-        Envelope::Array => b"]",
-        Envelope::Queries => b"]}",
-    });
-    let mut request = client
-        .request(Method::POST, api.path)
-        .body("application/json", body);
-    // The earliest deadline bounds the call: no wait inside the client (a
-    // Retry-After, a back-off) outlasts any of its checks' bounds.
-    if let Some(deadline) = batch.iter().filter_map(|queued| queued.deadline).min() {
-        request = request.deadline(deadline);
+
+    /// One call carrying `batch`: each query's answer (JSON text), in order.
+    async fn call(&self, batch: &[Queued]) -> Result<Vec<RawAnswer>, CallError> {
+        let (client, api) = (&self.client, self.api);
+        let Some(lead) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let mut body = Vec::with_capacity(
+            batch
+                .iter()
+                .map(|queued| queued.query.len() + 1)
+                .sum::<usize>()
+                + 16,
+        );
+        body.extend_from_slice(match api.envelope {
+            Envelope::Array => b"[",
+            Envelope::Queries => b"{\"queries\":[",
+        });
+        for (n, queued) in batch.iter().enumerate() {
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(queued.query.as_bytes());
+        }
+        body.extend_from_slice(match api.envelope {
+            Envelope::Array => b"]",
+            Envelope::Queries => b"]}",
+        });
+        let mut request = client
+            .request(Method::POST, api.path)
+            .body("application/json", body);
+        // The earliest deadline bounds the call: no wait inside the client (a
+        // Retry-After, a back-off) outlasts any of its checks' bounds.
+        if let Some(deadline) = batch.iter().filter_map(|queued| queued.deadline).min() {
+            request = request.deadline(deadline);
+        }
+        self.checks_per_call.observe(batch.len() as f64);
+        let span = lead
+            .span
+            .in_scope(|| call_span!("provider.batch", request, batch.size = batch.len()));
+        paystream_telemetry::link_spans(&span, batch[1..].iter().map(|queued| &queued.span));
+        let answer = request.in_span(span).send().await?;
+        split(client.name(), api.envelope, &answer.body, batch.len())
     }
-    crate::metrics::METRICS
-        .call_checks
-        .with_label_values(&[client.name()])
-        .observe(batch.len() as f64);
-    let span = lead
-        .span
-        .in_scope(|| call_span!("provider.batch", request, batch.size = batch.len()));
-    paystream_telemetry::link_spans(&span, batch[1..].iter().map(|queued| &queued.span));
-    let answer = request.in_span(span).send().await?;
-    split(client.name(), api.envelope, &answer.body, batch.len())
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! The AML screening provider: `POST /v1/screen` with a party's name (and
 //! country and date of birth when known) answers a risk level, the score and
 //! the list entries that matched, from the official sanctions lists loaded at
-//! start-up. `POST /v1/screen/batch` screens up to [`MAX_BATCH`] parties in
+//! start-up. `POST /v1/screen/batch` screens up to [`crate::MAX_BATCH`] parties in
 //! one call (as OpenSanctions' `/match` takes many queries), each answered
 //! in its place: a party that cannot be screened gets its own error, and the
 //! others their screenings.
@@ -98,9 +98,6 @@ struct ScreenResponse {
     screened_at: String,
 }
 
-/// Parties one batch may carry at most.
-pub const MAX_BATCH: usize = 1_000;
-
 impl ScreenRequest {
     /// The party's screening, or why the request cannot be screened.
     fn screen(self, aml: &Aml) -> Result<ScreenResponse, String> {
@@ -155,11 +152,8 @@ struct BatchResponse {
 }
 
 async fn screen_batch(State(aml): State<Arc<Aml>>, Json(batch): Json<BatchRequest>) -> Response {
-    if batch.queries.is_empty() || batch.queries.len() > MAX_BATCH {
-        return crate::client_error(format!(
-            "a batch carries 1 to {MAX_BATCH} queries, not {}",
-            batch.queries.len()
-        ));
+    if let Some(refused) = crate::refuse_batch_size(batch.queries.len(), "queries") {
+        return refused;
     }
     let results = batch
         .queries

@@ -1,7 +1,7 @@
 //! The IP-intelligence provider, in the shape of AbstractAPI's IP geolocation
 //! API: `GET /v1/?ip_address=` answers the country (DB-IP country lite) and
 //! security flags (VPN, proxy, Tor, hosting) from the network the address
-//! belongs to. `POST /v1/batch` with a JSON array of up to [`MAX_BATCH`]
+//! belongs to. `POST /v1/batch` with a JSON array of up to [`crate::MAX_BATCH`]
 //! addresses answers each in its place (as ip-api's batch endpoint does): an
 //! entry that is not an address gets its own error, the others their answers.
 
@@ -133,9 +133,6 @@ struct LookupQuery {
     ip_address: Option<String>,
 }
 
-/// Addresses one batch may carry at most.
-pub const MAX_BATCH: usize = 1_000;
-
 /// The answer about `text`, or why it has none.
 fn answer_text(service: &IpIntelligence, text: &str) -> Result<Answer, String> {
     match text.trim().parse::<IpAddr>() {
@@ -169,11 +166,8 @@ async fn lookup_batch(
     State(service): State<Arc<IpIntelligence>>,
     Json(addresses): Json<Vec<String>>,
 ) -> Response {
-    if addresses.is_empty() || addresses.len() > MAX_BATCH {
-        return crate::client_error(format!(
-            "a batch carries 1 to {MAX_BATCH} addresses, not {}",
-            addresses.len()
-        ));
+    if let Some(refused) = crate::refuse_batch_size(addresses.len(), "addresses") {
+        return refused;
     }
     let results: Vec<_> = addresses
         .into_iter()
