@@ -80,8 +80,13 @@ pub async fn append(
     appended.next_offset = last.offset + 1;
 
     let ids: Vec<Uuid> = fresh.iter().filter_map(|r| r.event_id).collect();
+    // One index probe per id (the LIMIT keeps it one): with `event_id =
+    // ANY($2)` the planner may scan the whole table for a large batch.
     let mut known: HashSet<Uuid> = sqlx::query_scalar(
-        "SELECT event_id FROM audit_entries WHERE topic = $1 AND event_id = ANY($2)",
+        "SELECT t.id FROM UNNEST($2::uuid[]) AS t (id)
+         CROSS JOIN LATERAL (
+             SELECT 1 FROM audit_entries WHERE topic = $1 AND event_id = t.id LIMIT 1
+         ) AS known",
     )
     .bind(topic)
     .bind(&ids)

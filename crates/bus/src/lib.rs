@@ -47,7 +47,7 @@ pub use dead_letter::{DeadLetter, DeadLetterSink};
 pub use effects::Effects;
 pub use error::{BusError, HandlerError, ProduceError};
 pub use handler::{Context, Emitter, Handler};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, OutboxColumns};
 pub use producer::{Delivery, Producer};
 pub use replay::{ReplayMode, ReplayOptions, replay};
 pub use retry::RetryPolicy;

@@ -82,7 +82,6 @@ fn headers_from_json(text: &str) -> Result<HeaderList, String> {
         .collect()
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     topic: String,
@@ -91,6 +90,32 @@ struct Row {
     /// The JSONB column as text.
     headers: String,
     age_seconds: f64,
+}
+
+/// A row of the locked read: the lock's outcome, and an outbox row if the
+/// lock was taken and the table held one.
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    held: bool,
+    id: Option<i64>,
+    topic: Option<String>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Option<String>,
+    age_seconds: Option<f64>,
+}
+
+impl LockedRow {
+    fn row(self) -> Option<Row> {
+        Some(Row {
+            id: self.id?,
+            topic: self.topic?,
+            key: self.key,
+            value: self.value?,
+            headers: self.headers?,
+            age_seconds: self.age_seconds?,
+        })
+    }
 }
 
 /// What became of one row in a pass.
@@ -159,6 +184,42 @@ impl Outbox {
         self.stage(transaction, staged).await
     }
 
+    /// The events of each `(owner, emitter)` as outbox rows in columns, for a
+    /// service that writes them within a statement of its own: its effects,
+    /// claims and events in one round trip instead of a transaction of
+    /// several. `owner` says which of the statement's items a row belongs
+    /// to, so the statement keeps only the rows of the items it wrote. Call
+    /// [`Outbox::committed`] after the statement.
+    pub async fn columns(
+        &self,
+        emitters: impl IntoIterator<Item = (i32, Emitter)>,
+    ) -> Result<OutboxColumns, HandlerError> {
+        let mut owners = Vec::new();
+        let mut staged = Vec::new();
+        for (owner, emitter) in emitters {
+            let events = emitter.into_staged();
+            owners.extend(std::iter::repeat_n(owner, events.len()));
+            staged.extend(events);
+        }
+        let prepared = self.producer.prepare_all(staged).await?;
+        let mut columns = OutboxColumns {
+            owners,
+            topics: Vec::with_capacity(prepared.len()),
+            keys: Vec::with_capacity(prepared.len()),
+            values: Vec::with_capacity(prepared.len()),
+            headers: Vec::with_capacity(prepared.len()),
+        };
+        for row in prepared {
+            columns
+                .headers
+                .push(headers_to_json(&row.headers).map_err(HandlerError::permanent)?);
+            columns.topics.push(row.topic);
+            columns.keys.push(row.key);
+            columns.values.push(row.value);
+        }
+        Ok(columns)
+    }
+
     /// Tells the relay that a transaction with staged events committed, so
     /// it publishes now rather than at its next poll.
     pub fn committed(&self) {
@@ -214,24 +275,29 @@ impl Outbox {
 
     async fn try_publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
         let mut transaction = pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *transaction)
-            .await?;
-        if !locked {
+        // The lock and the read in one round trip: the lateral read runs only
+        // when the lock was taken, and the one row with no outbox columns
+        // says which of "busy" and "empty" it was.
+        let read: Vec<LockedRow> = sqlx::query_as(
+            "WITH lock AS (SELECT pg_try_advisory_xact_lock($1) AS held)
+             SELECT lock.held, r.id, r.topic, r.key, r.value, r.headers, r.age_seconds
+             FROM lock LEFT JOIN LATERAL (
+                 SELECT id, topic, key, value, headers::text AS headers,
+                        EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS age_seconds
+                 FROM bus_outbox WHERE lock.held ORDER BY id LIMIT $2
+             ) AS r ON true",
+        )
+        .bind(RELAY_LOCK)
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
+        .await?;
+        if !read.first().is_some_and(|row| row.held) {
             return Ok(Pass {
                 busy: true,
                 ..Pass::default()
             });
         }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, topic, key, value, headers::text AS headers,
-                    EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS age_seconds
-             FROM bus_outbox ORDER BY id LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(&mut *transaction)
-        .await?;
+        let rows: Vec<Row> = read.into_iter().filter_map(LockedRow::row).collect();
         // The first row is the oldest waiting: ids follow commit order closely
         // enough for an alarm, and one relay publishes at a time.
         METRICS
@@ -327,6 +393,48 @@ impl Outbox {
             Err(error) if error.is_transient() => Outcome::Failed(error.to_string()),
             Err(error) => Outcome::Parked(error.to_string()),
         }
+    }
+}
+
+/// Outbox rows as the columns of one multi-row insert ([`Outbox::columns`]).
+#[derive(Debug, Default)]
+pub struct OutboxColumns {
+    owners: Vec<i32>,
+    topics: Vec<String>,
+    keys: Vec<Vec<u8>>,
+    values: Vec<Vec<u8>>,
+    headers: Vec<String>,
+}
+
+impl OutboxColumns {
+    /// The body of a data-modifying `WITH` item that inserts the rows whose
+    /// owner `kept` (a set, such as `SELECT n FROM written`) holds, in the
+    /// order given; the five columns are parameters `$first` to `$first + 4`,
+    /// bound by [`OutboxColumns::bind`].
+    pub fn insert_sql(first: usize, kept: &str) -> String {
+        let [owner, topic, key, value, headers] = std::array::from_fn(|i| first + i);
+        format!(
+            "INSERT INTO bus_outbox (topic, key, value, headers)
+             SELECT topic, key, value, headers::jsonb
+             FROM UNNEST(${owner}::int4[], ${topic}::text[], ${key}::bytea[], ${value}::bytea[],
+                         ${headers}::text[])
+                 WITH ORDINALITY AS t (owner, topic, key, value, headers, n)
+             WHERE t.owner IN ({kept})
+             ORDER BY n"
+        )
+    }
+
+    /// Binds the five columns, in [`OutboxColumns::insert_sql`]'s order.
+    pub fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.owners)
+            .bind(&self.topics)
+            .bind(&self.keys)
+            .bind(&self.values)
+            .bind(&self.headers)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Decisions written in batches, exactly once.
 //!
-//! One transaction per batch of payments decided together: the claims of
-//! their `eventId`s (`bus_processed_events`, the runtime's table), their
-//! decisions, every audit row and their outbox rows, committed together or
-//! not at all. A handler returns, and so lets its offset be committed, only
-//! after the commit that holds its payment. What a transaction per record
-//! guaranteed holds per payment in a batch:
+//! One statement per batch of payments decided together, which PostgreSQL
+//! runs as one transaction: the claims of their `eventId`s
+//! (`bus_processed_events`, the runtime's table), their decisions, every
+//! audit row and their outbox rows, committed together or not at all, in
+//! one round trip. A handler returns, and so lets its offset be committed,
+//! only after the commit that holds its payment. What a transaction per
+//! record guaranteed holds per payment in a batch:
 //!
 //! - a crash before the commit leaves nothing, and the redelivery decides
 //!   afresh;
@@ -19,16 +20,16 @@
 //! database refuses fails its own payment only.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use paystream_bus::headers::HeaderList;
-use paystream_bus::{Emitter, HandlerError, Outbox};
+use paystream_bus::{Emitter, HandlerError, Outbox, OutboxColumns};
 use paystream_contract::{PaymentSubmitted, Topic};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::metrics::METRICS;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ScreeningRow};
 use paystream_service_kit::batch::{Batcher, Job};
 
 /// Payments one transaction writes at most.
@@ -128,9 +129,17 @@ impl Decisions {
 impl Store {
     async fn look_up(&self, jobs: Vec<Job<Uuid, Reply<bool>>>) {
         let ids: Vec<Uuid> = jobs.iter().map(|job| job.item).collect();
+        // One index probe per id, whatever the table's size: with `event_id
+        // = ANY($2)` the planner chose a scan of the whole table for a
+        // large batch while the table was small (thousands of rows), and
+        // compared every row with every id. The LIMIT keeps the probe a
+        // probe.
         let found = sqlx::query_scalar::<_, Uuid>(
-            "SELECT event_id FROM bus_processed_events
-             WHERE consumer_group = $1 AND event_id = ANY($2)",
+            "SELECT t.id FROM UNNEST($2::uuid[]) AS t (id)
+             CROSS JOIN LATERAL (
+                 SELECT 1 FROM bus_processed_events
+                 WHERE consumer_group = $1 AND event_id = t.id LIMIT 1
+             ) AS processed",
         )
         .bind(&*self.group)
         .bind(&ids)
@@ -176,36 +185,43 @@ impl Store {
         }
     }
 
-    /// One transaction for `batch`; what became of each, in its order.
+    /// One statement for `batch`, its own transaction; what became of each,
+    /// in its order.
     async fn transaction(&self, batch: &[&Decided]) -> Result<Vec<Written>, HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let claimed = self.claim(&mut tx, batch).await?;
-        // A payment whose event was claimed meanwhile, or that occurs twice
-        // in the batch, is a duplicate: the first occurrence takes the claim.
-        let mut pending: HashSet<Uuid> = claimed;
-        let mut written: Vec<Written> = batch
+        // An event that occurs twice in the batch is written once: its first
+        // occurrence is the candidate, the others are duplicates.
+        let mut seen = HashSet::with_capacity(batch.len());
+        let candidate: Vec<bool> = batch
             .iter()
-            .map(|decided| {
-                if pending.remove(&decided.payment.envelope.event_id) {
+            .map(|decided| seen.insert(decided.payment.envelope.event_id))
+            .collect();
+        let emitters = batch
+            .iter()
+            .zip(&candidate)
+            .enumerate()
+            .filter(|(_, (_, candidate))| **candidate)
+            .map(|(n, (decided, _))| (owner(n), self.events(decided)));
+        let outbox = self.outbox.columns(emitters).await?;
+        let (claimed, winners) =
+            write_batch(&self.pool, &self.group, batch, &candidate, &outbox).await?;
+        let claimed: HashSet<Uuid> = claimed.into_iter().collect();
+        let winners: HashSet<i32> = winners.into_iter().collect();
+        let written = batch
+            .iter()
+            .zip(&candidate)
+            .enumerate()
+            .map(|(n, (decided, candidate))| {
+                if !*candidate || !claimed.contains(&decided.payment.envelope.event_id) {
+                    Written::Duplicate
+                } else if winners.contains(&owner(n)) {
                     Written::Decided
                 } else {
-                    Written::Duplicate
+                    Written::AlreadyDecided
                 }
             })
             .collect();
-        let mut new_decisions =
-            insert_decisions_and_audit(&mut tx, &still_decided(batch, &written)).await?;
-        for (decided, written) in batch.iter().zip(written.iter_mut()) {
-            if *written == Written::Decided && !new_decisions.remove(&decided.payment.payment_id) {
-                *written = Written::AlreadyDecided;
-            }
-        }
-        let decided = still_decided(batch, &written);
-        let emitters: Vec<Emitter> = decided.iter().map(|payment| self.events(payment)).collect();
-        self.outbox.write_all(&mut tx, emitters).await?;
-        tx.commit().await?;
         METRICS.batch_payments.observe(batch.len() as f64);
-        if !decided.is_empty() {
+        if !winners.is_empty() {
             self.outbox.committed();
         }
         Ok(written)
@@ -221,79 +237,105 @@ impl Store {
             .in_scope(|| decided.outcome.emit(&decided.payment, &mut emitter));
         emitter
     }
+}
 
-    /// Claims the batch's event ids; returns those this transaction claimed.
-    /// In id order, so two transactions claiming overlapping ids never wait
-    /// on each other in a cycle.
-    async fn claim(
-        &self,
-        tx: &mut PgConnection,
-        batch: &[&Decided],
-    ) -> Result<HashSet<Uuid>, sqlx::Error> {
-        let mut ids: Vec<Uuid> = batch
-            .iter()
-            .map(|decided| decided.payment.envelope.event_id)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let claimed: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO bus_processed_events (consumer_group, event_id, topic)
+/// A payment's place in its batch, as the statement names it.
+fn owner(n: usize) -> i32 {
+    // A batch holds at most MAX_BATCH payments.
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The one statement that writes a batch: the claims of its events, then
+/// the decisions of the payments whose event this statement claimed (the
+/// first of a payment's events in the batch, in payment order so that two
+/// writers never wait on each other in a cycle), then the audit rows and
+/// outbox rows of the payments whose decision went in. A payment decided
+/// before keeps that decision; its event is claimed and nothing else is
+/// written. Returns the event ids claimed and the places of the payments
+/// decided now.
+static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH claimed AS (
+             INSERT INTO bus_processed_events (consumer_group, event_id, topic)
              SELECT $1, id, $2 FROM UNNEST($3::uuid[]) AS t (id) ORDER BY id
-             ON CONFLICT DO NOTHING RETURNING event_id",
-        )
-        .bind(&*self.group)
-        .bind(Topic::PaymentSubmitted.name())
-        .bind(&ids)
-        .fetch_all(tx)
-        .await?;
-        Ok(claimed.into_iter().collect())
-    }
-}
+             ON CONFLICT DO NOTHING RETURNING event_id
+         ), chosen AS (
+             SELECT DISTINCT ON (c.payment_id) c.*
+             FROM UNNEST($4::int4[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[],
+                         $10::text[])
+                 AS c (n, event_id, payment_id, correlation_id, decision, reason_code, reason_text)
+             WHERE c.event_id IN (SELECT event_id FROM claimed)
+             ORDER BY c.payment_id, c.n
+         ), decided AS (
+             INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
+             SELECT payment_id, correlation_id, decision, reason_code, reason_text FROM chosen
+             ORDER BY payment_id
+             ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
+         ), written AS (
+             SELECT n FROM chosen WHERE payment_id IN (SELECT payment_id FROM decided)
+         ), audited AS (
+             INSERT INTO screening_results (payment_id, check_kind, party_role, party_name,
+                 outcome, matched_list, matched_entry, score_permille, details,
+                 provider_latency_ms, screened_at)
+             SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
+             FROM UNNEST($11::int4[], $12::uuid[], $13::text[], $14::text[], $15::text[],
+                         $16::text[], $17::text[], $18::text[], $19::int4[], $20::text[],
+                         $21::int4[], $22::timestamptz[])
+                 AS t (n, id, kind, role, name, outcome, list, entry, score, details, latency, at)
+             WHERE t.n IN (SELECT n FROM written)
+         ), staged AS ({outbox})
+         SELECT ARRAY(SELECT event_id FROM claimed), ARRAY(SELECT n FROM written)",
+        outbox = OutboxColumns::insert_sql(23, "SELECT n FROM written"),
+    )
+});
 
-/// The payments of `batch` that are still to be written as decided.
-fn still_decided<'a>(batch: &[&'a Decided], written: &[Written]) -> Vec<&'a Decided> {
-    batch
-        .iter()
-        .zip(written)
-        .filter(|(_, written)| **written == Written::Decided)
-        .map(|(decided, _)| *decided)
-        .collect()
-}
-
-/// The decisions of `batch` and every audit row of those decided now (not
-/// before), in one statement: the audit rows' insert reads which decisions
-/// went in. Returns the payments decided now.
-async fn insert_decisions_and_audit(
-    tx: &mut PgConnection,
+async fn write_batch(
+    pool: &PgPool,
+    group: &str,
     batch: &[&Decided],
-) -> Result<HashSet<Uuid>, sqlx::Error> {
-    if batch.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let mut ids = Vec::with_capacity(batch.len());
-    let mut correlations = Vec::with_capacity(batch.len());
-    let mut decisions = Vec::with_capacity(batch.len());
-    let mut codes = Vec::with_capacity(batch.len());
-    let mut texts = Vec::with_capacity(batch.len());
-    for decided in batch {
+    candidate: &[bool],
+    outbox: &OutboxColumns,
+) -> Result<(Vec<Uuid>, Vec<i32>), sqlx::Error> {
+    let candidates: Vec<(usize, &Decided)> = batch
+        .iter()
+        .zip(candidate)
+        .enumerate()
+        .filter(|(_, (_, candidate))| **candidate)
+        .map(|(n, (decided, _))| (n, *decided))
+        .collect();
+    let mut places = Vec::with_capacity(candidates.len());
+    let mut events = Vec::with_capacity(candidates.len());
+    let mut ids = Vec::with_capacity(candidates.len());
+    let mut correlations = Vec::with_capacity(candidates.len());
+    let mut decisions = Vec::with_capacity(candidates.len());
+    let mut codes = Vec::with_capacity(candidates.len());
+    let mut texts = Vec::with_capacity(candidates.len());
+    for (n, decided) in &candidates {
         let outcome = &decided.outcome;
+        places.push(owner(*n));
+        events.push(decided.payment.envelope.event_id);
         ids.push(decided.payment.payment_id);
         correlations.push(decided.payment.envelope.correlation_id.as_str());
         decisions.push(outcome.decision().name());
         codes.push(outcome.reason_code());
         texts.push(outcome.rejection.as_ref().map(|(_, text)| text.as_str()));
     }
-    let rows: Vec<(Uuid, &crate::outcome::ScreeningRow)> = batch
+    let rows: Vec<(i32, Uuid, &ScreeningRow)> = candidates
         .iter()
-        .flat_map(|decided| {
+        .flat_map(|(n, decided)| {
             let id = decided.payment.payment_id;
-            decided.outcome.screenings.iter().map(move |row| (id, row))
+            decided
+                .outcome
+                .screenings
+                .iter()
+                .map(move |row| (owner(*n), id, row))
         })
         .collect();
-    let column = |f: &dyn Fn(&crate::outcome::ScreeningRow) -> Option<&str>| -> Vec<Option<&str>> {
-        rows.iter().map(|(_, row)| f(row)).collect()
+    let column = |f: &dyn Fn(&ScreeningRow) -> Option<&str>| -> Vec<Option<&str>> {
+        rows.iter().map(|(_, _, row)| f(row)).collect()
     };
-    let audited: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let audited_places: Vec<i32> = rows.iter().map(|(n, _, _)| *n).collect();
+    let audited: Vec<Uuid> = rows.iter().map(|(_, id, _)| *id).collect();
     let kinds = column(&|row| Some(row.kind.name()));
     let roles = column(&|row| Some(row.party_role.name()));
     let names = column(&|row| Some(row.party_name.as_str()));
@@ -301,44 +343,31 @@ async fn insert_decisions_and_audit(
     let lists = column(&|row| row.matched_list.as_deref());
     let entries = column(&|row| row.matched_entry.as_deref());
     let details = column(&|row| Some(row.details.as_str()));
-    let scores: Vec<Option<i32>> = rows.iter().map(|(_, row)| row.score_permille).collect();
-    let latencies: Vec<i32> = rows.iter().map(|(_, row)| row.latency_ms).collect();
-    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, row)| row.at).collect();
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "WITH decided AS (
-             INSERT INTO decisions (payment_id, correlation_id, decision, reason_code, reason_text)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-             ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
-         ), audited AS (
-             INSERT INTO screening_results (payment_id, check_kind, party_role, party_name,
-                 outcome, matched_list, matched_entry, score_permille, details,
-                 provider_latency_ms, screened_at)
-             SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
-             FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[],
-                         $11::text[], $12::text[], $13::int4[], $14::text[], $15::int4[],
-                         $16::timestamptz[])
-                 AS t (id, kind, role, name, outcome, list, entry, score, details, latency, at)
-             WHERE t.id IN (SELECT payment_id FROM decided)
-         )
-         SELECT payment_id FROM decided",
-    )
-    .bind(&ids)
-    .bind(&correlations)
-    .bind(&decisions)
-    .bind(&codes)
-    .bind(&texts)
-    .bind(&audited)
-    .bind(&kinds)
-    .bind(&roles)
-    .bind(&names)
-    .bind(&outcomes)
-    .bind(&lists)
-    .bind(&entries)
-    .bind(&scores)
-    .bind(&details)
-    .bind(&latencies)
-    .bind(&times)
-    .fetch_all(tx)
-    .await?;
-    Ok(inserted.into_iter().collect())
+    let scores: Vec<Option<i32>> = rows.iter().map(|(_, _, row)| row.score_permille).collect();
+    let latencies: Vec<i32> = rows.iter().map(|(_, _, row)| row.latency_ms).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, _, row)| row.at).collect();
+    let query = sqlx::query_as(WRITE_BATCH.as_str())
+        .bind(group)
+        .bind(Topic::PaymentSubmitted.name())
+        .bind(&events)
+        .bind(&places)
+        .bind(&events)
+        .bind(&ids)
+        .bind(&correlations)
+        .bind(&decisions)
+        .bind(&codes)
+        .bind(&texts)
+        .bind(&audited_places)
+        .bind(&audited)
+        .bind(&kinds)
+        .bind(&roles)
+        .bind(&names)
+        .bind(&outcomes)
+        .bind(&lists)
+        .bind(&entries)
+        .bind(&scores)
+        .bind(&details)
+        .bind(&latencies)
+        .bind(&times);
+    outbox.bind(query).fetch_one(pool).await
 }
