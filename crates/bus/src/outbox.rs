@@ -148,7 +148,9 @@ impl Outbox {
         events: impl IntoIterator<Item = Staged>,
     ) -> Result<(), HandlerError> {
         let prepared = self.producer.prepare_all(events).await?;
-        insert(transaction, &prepared).await?;
+        let rows =
+            RowColumns::new(prepared).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+        insert(transaction, &rows).await?;
         Ok(())
     }
 
@@ -202,22 +204,9 @@ impl Outbox {
             staged.extend(events);
         }
         let prepared = self.producer.prepare_all(staged).await?;
-        let mut columns = OutboxColumns {
-            owners,
-            topics: Vec::with_capacity(prepared.len()),
-            keys: Vec::with_capacity(prepared.len()),
-            values: Vec::with_capacity(prepared.len()),
-            headers: Vec::with_capacity(prepared.len()),
-        };
-        for row in prepared {
-            columns
-                .headers
-                .push(headers_to_json(&row.headers).map_err(HandlerError::permanent)?);
-            columns.topics.push(row.topic);
-            columns.keys.push(row.key);
-            columns.values.push(row.value);
-        }
-        Ok(columns)
+        let rows = RowColumns::new(prepared)
+            .map_err(|error| HandlerError::permanent(format!("outbox headers: {error}")))?;
+        Ok(OutboxColumns { owners, rows })
     }
 
     /// Tells the relay that a transaction with staged events committed, so
@@ -396,14 +385,39 @@ impl Outbox {
     }
 }
 
-/// Outbox rows as the columns of one multi-row insert ([`Outbox::columns`]).
+/// Outbox rows as the columns of one multi-row insert, each with the place
+/// of the item it belongs to ([`Outbox::columns`]).
 #[derive(Debug, Default)]
 pub struct OutboxColumns {
     owners: Vec<i32>,
+    rows: RowColumns,
+}
+
+/// The columns of outbox rows, as arrays to bind.
+#[derive(Debug, Default)]
+struct RowColumns {
     topics: Vec<String>,
     keys: Vec<Vec<u8>>,
     values: Vec<Vec<u8>>,
     headers: Vec<String>,
+}
+
+impl RowColumns {
+    fn new(prepared: Vec<Prepared>) -> Result<Self, serde_json::Error> {
+        let mut columns = Self {
+            topics: Vec::with_capacity(prepared.len()),
+            keys: Vec::with_capacity(prepared.len()),
+            values: Vec::with_capacity(prepared.len()),
+            headers: Vec::with_capacity(prepared.len()),
+        };
+        for row in prepared {
+            columns.headers.push(headers_to_json(&row.headers)?);
+            columns.topics.push(row.topic);
+            columns.keys.push(row.key);
+            columns.values.push(row.value);
+        }
+        Ok(columns)
+    }
 }
 
 impl OutboxColumns {
@@ -431,28 +445,20 @@ impl OutboxColumns {
     ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
         query
             .bind(&self.owners)
-            .bind(&self.topics)
-            .bind(&self.keys)
-            .bind(&self.values)
-            .bind(&self.headers)
+            .bind(&self.rows.topics)
+            .bind(&self.rows.keys)
+            .bind(&self.rows.values)
+            .bind(&self.rows.headers)
     }
 }
 
 /// One statement for any number of rows: a round trip per row was most of
 /// what a batch of decisions cost its transaction. `ORDER BY ordinality`
 /// hands the rows to the id sequence in the order given.
-async fn insert(transaction: &mut PgConnection, rows: &[Prepared]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
+async fn insert(transaction: &mut PgConnection, rows: &RowColumns) -> Result<(), sqlx::Error> {
+    if rows.topics.is_empty() {
         return Ok(());
     }
-    let topics: Vec<&str> = rows.iter().map(|row| row.topic.as_str()).collect();
-    let keys: Vec<&[u8]> = rows.iter().map(|row| row.key.as_slice()).collect();
-    let values: Vec<&[u8]> = rows.iter().map(|row| row.value.as_slice()).collect();
-    let headers: Vec<String> = rows
-        .iter()
-        .map(|row| headers_to_json(&row.headers))
-        .collect::<Result<_, _>>()
-        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
         "INSERT INTO bus_outbox (topic, key, value, headers)
          SELECT topic, key, value, headers::jsonb
@@ -460,10 +466,10 @@ async fn insert(transaction: &mut PgConnection, rows: &[Prepared]) -> Result<(),
              WITH ORDINALITY AS t (topic, key, value, headers, n)
          ORDER BY n",
     )
-    .bind(&topics)
-    .bind(&keys)
-    .bind(&values)
-    .bind(&headers)
+    .bind(&rows.topics)
+    .bind(&rows.keys)
+    .bind(&rows.values)
+    .bind(&rows.headers)
     .execute(transaction)
     .await
     .map(drop)

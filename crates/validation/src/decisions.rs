@@ -195,15 +195,17 @@ impl Store {
             .iter()
             .map(|decided| seen.insert(decided.payment.envelope.event_id))
             .collect();
-        let emitters = batch
+        let candidates: Vec<(i32, &Decided)> = batch
             .iter()
-            .zip(&candidate)
             .enumerate()
-            .filter(|(_, (_, candidate))| **candidate)
-            .map(|(n, (decided, _))| (owner(n), self.events(decided)));
+            .filter(|(n, _)| candidate[*n])
+            .map(|(n, decided)| (owner(n), *decided))
+            .collect();
+        let emitters = candidates
+            .iter()
+            .map(|(place, decided)| (*place, self.events(decided)));
         let outbox = self.outbox.columns(emitters).await?;
-        let (claimed, winners) =
-            write_batch(&self.pool, &self.group, batch, &candidate, &outbox).await?;
+        let (claimed, winners) = write_batch(&self.pool, &self.group, &candidates, &outbox).await?;
         let claimed: HashSet<Uuid> = claimed.into_iter().collect();
         let winners: HashSet<i32> = winners.into_iter().collect();
         let written = batch
@@ -261,8 +263,8 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
              ON CONFLICT DO NOTHING RETURNING event_id
          ), chosen AS (
              SELECT DISTINCT ON (c.payment_id) c.*
-             FROM UNNEST($4::int4[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[],
-                         $10::text[])
+             FROM UNNEST($4::int4[], $3::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[],
+                         $9::text[])
                  AS c (n, event_id, payment_id, correlation_id, decision, reason_code, reason_text)
              WHERE c.event_id IN (SELECT event_id FROM claimed)
              ORDER BY c.payment_id, c.n
@@ -278,31 +280,24 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
                  outcome, matched_list, matched_entry, score_permille, details,
                  provider_latency_ms, screened_at)
              SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
-             FROM UNNEST($11::int4[], $12::uuid[], $13::text[], $14::text[], $15::text[],
-                         $16::text[], $17::text[], $18::text[], $19::int4[], $20::text[],
-                         $21::int4[], $22::timestamptz[])
+             FROM UNNEST($10::int4[], $11::uuid[], $12::text[], $13::text[], $14::text[],
+                         $15::text[], $16::text[], $17::text[], $18::int4[], $19::text[],
+                         $20::int4[], $21::timestamptz[])
                  AS t (n, id, kind, role, name, outcome, list, entry, score, details, latency, at)
              WHERE t.n IN (SELECT n FROM written)
          ), staged AS ({outbox})
          SELECT ARRAY(SELECT event_id FROM claimed), ARRAY(SELECT n FROM written)",
-        outbox = OutboxColumns::insert_sql(23, "SELECT n FROM written"),
+        outbox = OutboxColumns::insert_sql(22, "SELECT n FROM written"),
     )
 });
 
 async fn write_batch(
     pool: &PgPool,
     group: &str,
-    batch: &[&Decided],
-    candidate: &[bool],
+    candidates: &[(i32, &Decided)],
     outbox: &OutboxColumns,
 ) -> Result<(Vec<Uuid>, Vec<i32>), sqlx::Error> {
-    let candidates: Vec<(usize, &Decided)> = batch
-        .iter()
-        .zip(candidate)
-        .enumerate()
-        .filter(|(_, (_, candidate))| **candidate)
-        .map(|(n, (decided, _))| (n, *decided))
-        .collect();
+    // The event ids ($3) are both the claims and a column of the candidates.
     let mut places = Vec::with_capacity(candidates.len());
     let mut events = Vec::with_capacity(candidates.len());
     let mut ids = Vec::with_capacity(candidates.len());
@@ -310,9 +305,9 @@ async fn write_batch(
     let mut decisions = Vec::with_capacity(candidates.len());
     let mut codes = Vec::with_capacity(candidates.len());
     let mut texts = Vec::with_capacity(candidates.len());
-    for (n, decided) in &candidates {
+    for (place, decided) in candidates {
         let outcome = &decided.outcome;
-        places.push(owner(*n));
+        places.push(*place);
         events.push(decided.payment.envelope.event_id);
         ids.push(decided.payment.payment_id);
         correlations.push(decided.payment.envelope.correlation_id.as_str());
@@ -322,13 +317,13 @@ async fn write_batch(
     }
     let rows: Vec<(i32, Uuid, &ScreeningRow)> = candidates
         .iter()
-        .flat_map(|(n, decided)| {
+        .flat_map(|(place, decided)| {
             let id = decided.payment.payment_id;
             decided
                 .outcome
                 .screenings
                 .iter()
-                .map(move |row| (owner(*n), id, row))
+                .map(move |row| (*place, id, row))
         })
         .collect();
     let column = |f: &dyn Fn(&ScreeningRow) -> Option<&str>| -> Vec<Option<&str>> {
@@ -351,7 +346,6 @@ async fn write_batch(
         .bind(Topic::PaymentSubmitted.name())
         .bind(&events)
         .bind(&places)
-        .bind(&events)
         .bind(&ids)
         .bind(&correlations)
         .bind(&decisions)
