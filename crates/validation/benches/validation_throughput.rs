@@ -23,6 +23,14 @@
 //!   (`PAYSTREAM_BENCH_RATE`, default 1,000/s) for 10 s; p50/p99 are
 //!   submit (`occurredAt`) → the decision's transaction (`decided_at`).
 //!
+//! The service runs as it is deployed: a replica limited to one CPU (the
+//! manifests' limit for validation), whose async runtime therefore starts
+//! one worker. A bench machine has more cores than that, so the worker
+//! count is set on the service's process (`TOKIO_WORKER_THREADS`; the other
+//! processes keep their own defaults). `PAYSTREAM_BENCH_VALIDATION_WORKERS`
+//! sets another count; one more backlog run, with a worker per core, shows
+//! what a replica across every core costs instead.
+//!
 //! The provider calls speak HTTP/2 to the sandbox (cleartext, prior
 //! knowledge); `PAYSTREAM_BENCH_PROVIDER_PROTOCOL=auto` measures them over
 //! HTTP/1.1 instead.
@@ -61,6 +69,14 @@ const IN_FLIGHT: usize = 1_000;
 const PROVIDER_LATENCY: &str = "latency=100ms";
 const POLL: Duration = Duration::from_millis(20);
 const TIMEOUT: Duration = Duration::from_secs(1_800);
+
+/// How a run starts the service: with spans recorded or not, and with how
+/// many async workers (`None`: the runtime's default, one per core).
+#[derive(Clone, Copy)]
+struct Shape {
+    spans: bool,
+    workers: Option<usize>,
+}
 
 #[derive(Clone, Copy)]
 enum Load {
@@ -162,15 +178,19 @@ fn spawn_validation(
     database_url: &str,
     sandbox: &str,
     port: u16,
-    spans: bool,
+    shape: Shape,
 ) -> Child {
     let concurrency = (IN_FLIGHT * PARTITIONS as usize * 2).to_string();
     // Another build of the service (an older commit's, to compare) may be
     // named; by default, this crate's own.
     let binary = std::env::var_os("PAYSTREAM_BENCH_VALIDATION_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_validation").into());
-    pipeline
-        .command(binary)
+    let mut command = pipeline.command(binary);
+    match shape.workers {
+        Some(workers) => command.env("TOKIO_WORKER_THREADS", workers.to_string()),
+        None => command.env_remove("TOKIO_WORKER_THREADS"),
+    };
+    command
         .env("PAYSTREAM_VALIDATION_LISTEN", format!("127.0.0.1:{port}"))
         .env("PAYSTREAM_VALIDATION_DATABASE_URL", database_url)
         .env(
@@ -188,7 +208,7 @@ fn spawn_validation(
         .env("PAYSTREAM_CONSUMER_MAX_IN_FLIGHT", IN_FLIGHT.to_string())
         .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &pipeline.registry.url)
         .env("PAYSTREAM_SCHEMA_AUTO_REGISTER", "true")
-        .env("PAYSTREAM_TRACE", if spans { "info" } else { "off" })
+        .env("PAYSTREAM_TRACE", if shape.spans { "info" } else { "off" })
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .spawn()
         .unwrap()
@@ -262,7 +282,7 @@ async fn latency(pool: &PgPool, submitted: &HashMap<Uuid, DateTime<Utc>>) -> (Du
     (at(0.50), at(0.99))
 }
 
-async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: bool) -> Measured {
+async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: Shape) -> Measured {
     let pipeline = Pipeline::on(&broker.bootstrap(), "vbench", &TOPICS, PARTITIONS).await;
     let database = fresh_database().await;
     let pool = PgPool::connect(&database.url).await.unwrap();
@@ -282,7 +302,7 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
         Some(_) => database.url.clone(),
         None => format!("{}?sslmode=disable", database.url),
     };
-    let mut validation = spawn_validation(&pipeline, &service_url, sandbox.0, port, spans);
+    let mut validation = spawn_validation(&pipeline, &service_url, sandbox.0, port, shape);
     healthy(port, "validation").await;
     let parts = [
         ("validation", validation.id().map(|pid| pid.to_string())),
@@ -302,11 +322,7 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
             .await;
             let cpu = cpu_now();
             let (from, _) = progress(&pool).await;
-            let name = match spans {
-                true => format!("backlog of {total}"),
-                false => format!("backlog of {total}, PAYSTREAM_TRACE=off"),
-            };
-            (Instant::now(), cpu, from, name)
+            (Instant::now(), cpu, from, format!("backlog of {total}"))
         }
         Load::Paced { rate, .. } => {
             // A first payment makes sure the group has joined before the
@@ -345,6 +361,7 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
         );
     }
     let elapsed = started.elapsed();
+    let name = scenario_name(name, shape);
     let cpu = cpu_now().seconds_since(&cpu_before);
     let latency = match load {
         Load::Paced { .. } => Some(latency(&pool, &submitted).await),
@@ -372,6 +389,32 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, spans: b
     }
 }
 
+/// The scenario's name, with what sets its service apart from the
+/// deployed shape (spans on, the workers `deployed_workers` gives).
+fn scenario_name(load: String, shape: Shape) -> String {
+    let mut name = load;
+    if !shape.spans {
+        name.push_str(", PAYSTREAM_TRACE=off");
+    }
+    if shape.workers != deployed_workers() {
+        match shape.workers {
+            Some(workers) => name.push_str(&format!(", {workers} workers")),
+            None => name.push_str(", a worker per core"),
+        }
+    }
+    name
+}
+
+/// The service's async workers in the deployed shape: one, as a replica
+/// limited to one CPU starts; `PAYSTREAM_BENCH_VALIDATION_WORKERS` sets
+/// another count, 0 for the runtime's default (one per core).
+fn deployed_workers() -> Option<usize> {
+    match env_number("PAYSTREAM_BENCH_VALIDATION_WORKERS", 1) {
+        0 => None,
+        workers => Some(workers),
+    }
+}
+
 fn provider_protocol() -> String {
     std::env::var("PAYSTREAM_BENCH_PROVIDER_PROTOCOL").unwrap_or_else(|_| "http2".to_owned())
 }
@@ -394,15 +437,44 @@ async fn main() {
         rate: env_number("PAYSTREAM_BENCH_RATE", 1_000),
         seconds: 10,
     };
+    let deployed = Shape {
+        spans: true,
+        workers: deployed_workers(),
+    };
+    let mut runs = vec![
+        (backlog, deployed),
+        (paced, deployed),
+        (
+            backlog,
+            Shape {
+                spans: false,
+                ..deployed
+            },
+        ),
+    ];
+    if deployed.workers.is_some() {
+        runs.push((
+            backlog,
+            Shape {
+                workers: None,
+                ..deployed
+            },
+        ));
+    }
     let mut results = Vec::new();
-    for (load, spans) in [(backlog, true), (paced, true), (backlog, false)] {
-        results.push(run(&broker, (&sandbox_url, sandbox.id()), load, spans).await);
+    for (load, shape) in runs {
+        results.push(run(&broker, (&sandbox_url, sandbox.id()), load, shape).await);
     }
 
     println!(
         "\nvalidation throughput (100 ms per provider call, 3 checks per payment in batch calls; {PARTITIONS} partitions, \
-         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; nisshi memory engine; {} cores)\n",
+         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; the service with {}; nisshi memory engine; {} cores)\n",
         provider_protocol(),
+        match deployed_workers() {
+            Some(1) => "one async worker, as a replica limited to one CPU".to_owned(),
+            Some(workers) => format!("{workers} async workers"),
+            None => "a worker per core".to_owned(),
+        },
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(
