@@ -124,7 +124,11 @@ pub(super) fn spawn_batch<I: Inbound, H: Handler<I>>(
         let worker = worker.clone();
         let partition = partition.clone();
         runtime.spawn(async move {
-            let finished = worker.process(&record, &partition.cancel).await;
+            // The record's work (the handler's future within) is kilobytes:
+            // on the heap, the task moves a pointer, not all of it, when
+            // tokio stores the task and again when it stores its output
+            // (4% of validation's CPU in a profile).
+            let finished = Box::pin(worker.process(&record, &partition.cancel)).await;
             if finished {
                 worker
                     .last_finished_ms
