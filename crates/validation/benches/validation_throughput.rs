@@ -396,11 +396,9 @@ fn scenario_name(load: String, shape: Shape) -> String {
     if !shape.spans {
         name.push_str(", PAYSTREAM_TRACE=off");
     }
-    if shape.workers != deployed_workers() {
-        match shape.workers {
-            Some(workers) => name.push_str(&format!(", {workers} workers")),
-            None => name.push_str(", a worker per core"),
-        }
+    // The one other shape run is a worker per core.
+    if shape.workers.is_none() && deployed_workers().is_some() {
+        name.push_str(", a worker per core");
     }
     name
 }

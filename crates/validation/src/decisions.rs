@@ -279,15 +279,17 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
              INSERT INTO screening_results (payment_id, check_kind, party_role, party_name,
                  outcome, matched_list, matched_entry, score_permille, details,
                  provider_latency_ms, screened_at)
-             SELECT id, kind, role, name, outcome, list, entry, score, details::jsonb, latency, at
-             FROM UNNEST($10::int4[], $11::uuid[], $12::text[], $13::text[], $14::text[],
-                         $15::text[], $16::text[], $17::text[], $18::int4[], $19::text[],
-                         $20::int4[], $21::timestamptz[])
-                 AS t (n, id, kind, role, name, outcome, list, entry, score, details, latency, at)
+             SELECT c.payment_id, kind, role, name, outcome, list, entry, score, details::jsonb,
+                    latency, at
+             FROM UNNEST($10::int4[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::text[], $16::text[], $17::int4[], $18::text[], $19::int4[],
+                         $20::timestamptz[])
+                 AS t (n, kind, role, name, outcome, list, entry, score, details, latency, at)
+             JOIN chosen AS c ON c.n = t.n
              WHERE t.n IN (SELECT n FROM written)
          ), staged AS ({outbox})
          SELECT ARRAY(SELECT event_id FROM claimed), ARRAY(SELECT n FROM written)",
-        outbox = OutboxColumns::insert_sql(22, "SELECT n FROM written"),
+        outbox = OutboxColumns::insert_sql(21, "SELECT n FROM written"),
     )
 });
 
@@ -315,22 +317,16 @@ async fn write_batch(
         codes.push(outcome.reason_code());
         texts.push(outcome.rejection.as_ref().map(|(_, text)| text.as_str()));
     }
-    let rows: Vec<(i32, Uuid, &ScreeningRow)> = candidates
+    // A screening row names its payment by place; the statement reads the
+    // payment id from the decision chosen at that place.
+    let rows: Vec<(i32, &ScreeningRow)> = candidates
         .iter()
-        .flat_map(|(place, decided)| {
-            let id = decided.payment.payment_id;
-            decided
-                .outcome
-                .screenings
-                .iter()
-                .map(move |row| (*place, id, row))
-        })
+        .flat_map(|(place, decided)| decided.outcome.screenings.iter().map(|row| (*place, row)))
         .collect();
     let column = |f: &dyn Fn(&ScreeningRow) -> Option<&str>| -> Vec<Option<&str>> {
-        rows.iter().map(|(_, _, row)| f(row)).collect()
+        rows.iter().map(|(_, row)| f(row)).collect()
     };
-    let audited_places: Vec<i32> = rows.iter().map(|(n, _, _)| *n).collect();
-    let audited: Vec<Uuid> = rows.iter().map(|(_, id, _)| *id).collect();
+    let audited_places: Vec<i32> = rows.iter().map(|(n, _)| *n).collect();
     let kinds = column(&|row| Some(row.kind.name()));
     let roles = column(&|row| Some(row.party_role.name()));
     let names = column(&|row| Some(row.party_name.as_str()));
@@ -338,9 +334,9 @@ async fn write_batch(
     let lists = column(&|row| row.matched_list.as_deref());
     let entries = column(&|row| row.matched_entry.as_deref());
     let details = column(&|row| Some(row.details.as_str()));
-    let scores: Vec<Option<i32>> = rows.iter().map(|(_, _, row)| row.score_permille).collect();
-    let latencies: Vec<i32> = rows.iter().map(|(_, _, row)| row.latency_ms).collect();
-    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, _, row)| row.at).collect();
+    let scores: Vec<Option<i32>> = rows.iter().map(|(_, row)| row.score_permille).collect();
+    let latencies: Vec<i32> = rows.iter().map(|(_, row)| row.latency_ms).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, row)| row.at).collect();
     let query = sqlx::query_as(WRITE_BATCH.as_str())
         .bind(group)
         .bind(Topic::PaymentSubmitted.name())
@@ -352,7 +348,6 @@ async fn write_batch(
         .bind(&codes)
         .bind(&texts)
         .bind(&audited_places)
-        .bind(&audited)
         .bind(&kinds)
         .bind(&roles)
         .bind(&names)
