@@ -27,6 +27,7 @@ test: dev-up ## Unit and integration tests against the real broker, registry and
 
 .PHONY: bench
 bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHMARKS.md)
+	cargo bench -p paystream-telemetry --bench log_lines
 	cargo bench -p paystream-bus --bench consumer_throughput
 	cargo bench -p paystream-cbs-debit --bench hold_throughput
 	cargo bench -p paystream-rtgs-gateway --bench submission_throughput

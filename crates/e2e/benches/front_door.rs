@@ -14,7 +14,9 @@
 //! the scenario expects (202, 200) or the run fails.
 //!
 //! The gateway reaches PostgreSQL without TLS (`sslmode=disable`): on
-//! loopback it would measure encryption at both ends, not the gateway.
+//! loopback it would measure encryption at both ends, not the gateway. It
+//! logs at `info`, the deployment manifests' level, to /dev/null
+//! (`PAYSTREAM_BENCH_LOG` for another level).
 //!
 //! The CPU each process used in the window comes from `/proc`
 //! (`paystream_testkit::procfs`), per request: the gateway, PostgreSQL
@@ -31,6 +33,7 @@ use hyper::Request;
 use paystream_e2e::load::{Load, Report, drive};
 use paystream_e2e::processes::{DEV_API_KEY, Options, Processes};
 use paystream_e2e::{WEBHOOK_SECRET, card_webhook};
+use paystream_testkit::bench_log_level;
 use paystream_testkit::nisshi::Storage;
 use paystream_testkit::procfs::{CpuSample, broker_pid};
 
@@ -90,6 +93,7 @@ async fn main() {
             .only(&["gateway"])
             // Loopback: TLS to PostgreSQL would only measure encryption.
             .database_options("sslmode=disable")
+            .env_for("gateway", "PAYSTREAM_LOG", bench_log_level())
             .env_for("gateway", "PAYSTREAM_GATEWAY_RATE_LIMIT", unlimited)
             .env_for("gateway", "PAYSTREAM_GATEWAY_WEBHOOK_RATE_LIMIT", unlimited)
             .env_for(
@@ -171,10 +175,11 @@ async fn main() {
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "\nfront door: {} connections, {} s warm-up, {} s counted; gateway process, PostgreSQL, nisshi (memory engine) and this load generator on {cores} cores\n",
+        "\nfront door: {} connections, {} s warm-up, {} s counted; gateway process (logging at {}), PostgreSQL, nisshi (memory engine) and this load generator on {cores} cores\n",
         load.connections,
         load.warmup.as_secs(),
-        load.duration.as_secs()
+        load.duration.as_secs(),
+        bench_log_level(),
     );
     let parts: Vec<&str> = rows[0].cpu.iter().map(|(name, _)| name.as_str()).collect();
     println!(

@@ -26,7 +26,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use json::{FlatJsonFormat, layer as json_layer};
+pub use json::{FlatJsonLayer, layer as json_layer};
 
 /// For a binary's `--help`: the logging and tracing settings [`init`] reads.
 pub const ENV_HELP: &str = "Logging and tracing:

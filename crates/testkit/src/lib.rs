@@ -33,6 +33,14 @@ pub fn env_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// The log level (`PAYSTREAM_LOG`) a benchmark gives the service it measures:
+/// `info`, as the deployment manifests set it, unless `PAYSTREAM_BENCH_LOG`
+/// names another. The lines go to /dev/null: formatting and writing them is
+/// the service's CPU; shipping them is the log collector's.
+pub fn bench_log_level() -> String {
+    env_or("PAYSTREAM_BENCH_LOG", "info")
+}
+
 /// A name no other test run uses, for topics, groups and databases.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

@@ -29,7 +29,8 @@
 //! count is set on the service's process (`TOKIO_WORKER_THREADS`; the other
 //! processes keep their own defaults). `PAYSTREAM_BENCH_VALIDATION_WORKERS`
 //! sets another count; one more backlog run, with a worker per core, shows
-//! what a replica across every core costs instead.
+//! what a replica across every core costs instead. It logs at `info`, the
+//! manifests' level, to /dev/null (`PAYSTREAM_BENCH_LOG` for another).
 //!
 //! The provider calls speak HTTP/2 to the sandbox (cleartext, prior
 //! knowledge); `PAYSTREAM_BENCH_PROVIDER_PROTOCOL=auto` measures them over
@@ -52,7 +53,7 @@ use paystream_contract::{Envelope, Party, PaymentSubmitted, Topic};
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::procfs::{CpuSample, broker_pid};
-use paystream_testkit::{free_port, fresh_database, wait_until};
+use paystream_testkit::{bench_log_level, free_port, fresh_database, wait_until};
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -209,6 +210,7 @@ fn spawn_validation(
         .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &pipeline.registry.url)
         .env("PAYSTREAM_SCHEMA_AUTO_REGISTER", "true")
         .env("PAYSTREAM_TRACE", if shape.spans { "info" } else { "off" })
+        .env("PAYSTREAM_LOG", bench_log_level())
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .spawn()
         .unwrap()
@@ -466,13 +468,14 @@ async fn main() {
 
     println!(
         "\nvalidation throughput (100 ms per provider call, 3 checks per payment in batch calls; {PARTITIONS} partitions, \
-         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; the service with {}; nisshi memory engine; {} cores)\n",
+         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; the service with {}, logging at {}; nisshi memory engine; {} cores)\n",
         provider_protocol(),
         match deployed_workers() {
             Some(1) => "one async worker, as a replica limited to one CPU".to_owned(),
             Some(workers) => format!("{workers} async workers"),
             None => "a worker per core".to_owned(),
         },
+        bench_log_level(),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(
