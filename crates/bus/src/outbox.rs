@@ -82,6 +82,7 @@ fn headers_from_json(text: &str) -> Result<HeaderList, String> {
         .collect()
 }
 
+#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     topic: String,
@@ -90,32 +91,6 @@ struct Row {
     /// The JSONB column as text.
     headers: String,
     age_seconds: f64,
-}
-
-/// A row of the locked read: the lock's outcome, and an outbox row if the
-/// lock was taken and the table held one.
-#[derive(sqlx::FromRow)]
-struct LockedRow {
-    held: bool,
-    id: Option<i64>,
-    topic: Option<String>,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Option<String>,
-    age_seconds: Option<f64>,
-}
-
-impl LockedRow {
-    fn row(self) -> Option<Row> {
-        Some(Row {
-            id: self.id?,
-            topic: self.topic?,
-            key: self.key,
-            value: self.value?,
-            headers: self.headers?,
-            age_seconds: self.age_seconds?,
-        })
-    }
 }
 
 /// What became of one row in a pass.
@@ -264,29 +239,31 @@ impl Outbox {
 
     async fn try_publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
         let mut transaction = pool.begin().await?;
-        // The lock and the read in one round trip: the lateral read runs only
-        // when the lock was taken, and the one row with no outbox columns
-        // says which of "busy" and "empty" it was.
-        let read: Vec<LockedRow> = sqlx::query_as(
-            "WITH lock AS (SELECT pg_try_advisory_xact_lock($1) AS held)
-             SELECT lock.held, r.id, r.topic, r.key, r.value, r.headers, r.age_seconds
-             FROM lock LEFT JOIN LATERAL (
-                 SELECT id, topic, key, value, headers::text AS headers,
-                        EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS age_seconds
-                 FROM bus_outbox WHERE lock.held ORDER BY id LIMIT $2
-             ) AS r ON true",
-        )
-        .bind(RELAY_LOCK)
-        .bind(BATCH)
-        .fetch_all(&mut *transaction)
-        .await?;
-        if !read.first().is_some_and(|row| row.held) {
+        // The lock, then the read, as two statements. A statement reads from
+        // the snapshot taken when it starts, so a lock taken inside the
+        // reading statement can be granted after its snapshot: the relay
+        // that held the lock has deleted and committed the rows it sent, and
+        // this one would still see them and send them again (one row in 600
+        // twice, in the two-relay test). Read after the lock is held, the
+        // previous holder's commit is in the snapshot.
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *transaction)
+            .await?;
+        if !locked {
             return Ok(Pass {
                 busy: true,
                 ..Pass::default()
             });
         }
-        let rows: Vec<Row> = read.into_iter().filter_map(LockedRow::row).collect();
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, topic, key, value, headers::text AS headers,
+                    EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS age_seconds
+             FROM bus_outbox ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
+        .await?;
         // The first row is the oldest waiting: ids follow commit order closely
         // enough for an alarm, and one relay publishes at a time.
         METRICS
