@@ -2,9 +2,7 @@
 //! through them (the OpenTelemetry messaging conventions put `traceparent`
 //! and `tracestate` in the message headers).
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -57,14 +55,6 @@ pub fn text<'a>(list: &'a HeaderList, name: &str) -> Option<&'a str> {
         .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 
-struct ListCarrier<'a>(&'a mut HashMap<String, String>);
-
-impl Injector for ListCarrier<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
-    }
-}
-
 struct ListExtractor<'a>(&'a HeaderList);
 
 impl Extractor for ListExtractor<'_> {
@@ -114,7 +104,7 @@ pub fn trace_headers(parent: Option<&HeaderList>) -> HeaderList {
                 parent.trace_state().clone(),
             ),
             None => SpanContext::new(
-                TraceId::from_bytes(rand::random::<[u8; 16]>()),
+                random_trace_id(),
                 random_span_id(),
                 TraceFlags::SAMPLED,
                 false,
@@ -122,18 +112,35 @@ pub fn trace_headers(parent: Option<&HeaderList>) -> HeaderList {
             ),
         }
     };
-    let context = opentelemetry::Context::new().with_remote_span_context(span_context);
-    let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&context, &mut ListCarrier(&mut carrier));
-    [TRACEPARENT, TRACESTATE]
-        .into_iter()
-        .filter_map(|name| {
-            carrier
-                .remove(name)
-                .filter(|value| !value.is_empty())
-                .map(|value| (name.to_owned(), value.into_bytes()))
-        })
-        .collect()
+    let mut list = vec![(TRACEPARENT.to_owned(), traceparent(&span_context))];
+    let state = span_context.trace_state().header();
+    if !state.is_empty() {
+        list.push((TRACESTATE.to_owned(), state.into_bytes()));
+    }
+    list
+}
+
+/// The W3C `traceparent` value of `context`: version 00, then the trace id,
+/// span id and flags in lower-case hex. Written here rather than through
+/// the propagator, which builds a context and a map of owned strings per
+/// record (1.3% of validation's CPU, that and the formatting).
+fn traceparent(context: &SpanContext) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let flags = context.trace_flags() & TraceFlags::SAMPLED;
+    let mut value = Vec::with_capacity(55);
+    value.extend_from_slice(b"00");
+    for bytes in [
+        &context.trace_id().to_bytes()[..],
+        &context.span_id().to_bytes()[..],
+        &[flags.to_u8()][..],
+    ] {
+        value.push(b'-');
+        for byte in bytes {
+            value.push(HEX[usize::from(byte >> 4)]);
+            value.push(HEX[usize::from(byte & 0x0f)]);
+        }
+    }
+    value
 }
 
 /// The trace context of `list` (`traceparent`, `tracestate`) as a JSON
@@ -182,6 +189,15 @@ pub fn identity(envelope: &paystream_contract::Envelope) -> HeaderList {
     ]
 }
 
+fn random_trace_id() -> TraceId {
+    loop {
+        let id = TraceId::from_bytes(rand::random::<[u8; 16]>());
+        if id != TraceId::INVALID {
+            return id;
+        }
+    }
+}
+
 fn random_span_id() -> SpanId {
     loop {
         let id = SpanId::from_bytes(rand::random::<[u8; 8]>());
@@ -224,6 +240,31 @@ mod tests {
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id");
+    }
+
+    #[test]
+    fn traceparent_is_written_as_the_w3c_propagator_writes_it() {
+        use std::collections::HashMap;
+        let state = TraceState::from_key_value([("vendor", "value")]).unwrap();
+        for flags in [TraceFlags::SAMPLED, TraceFlags::NOT_SAMPLED] {
+            let context = SpanContext::new(
+                TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                flags,
+                false,
+                state.clone(),
+            );
+            let mut expected = HashMap::new();
+            TraceContextPropagator::new().inject_context(
+                &opentelemetry::Context::new().with_remote_span_context(context.clone()),
+                &mut expected,
+            );
+            assert_eq!(
+                String::from_utf8(traceparent(&context)).unwrap(),
+                expected[TRACEPARENT]
+            );
+            assert_eq!(context.trace_state().header(), expected[TRACESTATE]);
+        }
     }
 
     #[test]

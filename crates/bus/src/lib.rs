@@ -35,6 +35,7 @@ pub mod handler;
 pub mod headers;
 pub mod metrics;
 pub mod outbox;
+pub mod pool;
 pub mod producer;
 pub mod replay;
 pub mod retry;

@@ -23,7 +23,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::future::join_all;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,7 @@ use crate::error::{HandlerError, ProduceError};
 use crate::handler::{Emitter, Staged};
 use crate::headers::HeaderList;
 use crate::metrics::METRICS;
+use crate::pool::Warm;
 use crate::producer::{Prepared, Producer};
 
 /// Rows one pass publishes at most.
@@ -193,9 +194,11 @@ impl Outbox {
     /// Publishes staged events until `shutdown`. Database and broker failures
     /// are retried with back-off; rows wait in the table meanwhile.
     pub async fn relay(&self, pool: PgPool, poll: Duration, shutdown: CancellationToken) {
+        // One pass at a time, on a connection kept between passes.
+        let warm = Warm::new(pool);
         let mut backoff = Duration::from_millis(100);
         loop {
-            let wait = match self.publish_batch(&pool).await {
+            let wait = match self.publish_warm(&warm).await {
                 Ok(pass) if pass.published + pass.parked > 0 && pass.failed == 0 => {
                     backoff = Duration::from_millis(100);
                     continue;
@@ -219,7 +222,7 @@ impl Outbox {
                 () = shutdown.cancelled() => {
                     // One last pass for what committed just before shutdown;
                     // whatever it leaves is sent by the next start.
-                    if let Err(error) = self.publish_batch(&pool).await {
+                    if let Err(error) = self.publish_warm(&warm).await {
                         tracing::warn!(%error, "last outbox pass failed; the rows wait for the next start");
                     }
                     return;
@@ -230,15 +233,29 @@ impl Outbox {
 
     /// One pass over up to one batch of rows.
     pub async fn publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
-        let pass = self.try_publish_batch(pool).await;
-        if pass.as_ref().map_or(true, |pass| pass.failed > 0) {
-            METRICS.outbox_publish_failures.inc();
-        }
-        pass
+        let pass = match pool.acquire().await {
+            Ok(mut connection) => self.try_publish_batch(&mut connection).await,
+            Err(error) => Err(error.into()),
+        };
+        counted(pass)
     }
 
-    async fn try_publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
-        let mut transaction = pool.begin().await?;
+    /// [`Outbox::publish_batch`] on `warm`'s connection, kept for the next
+    /// pass unless this one failed.
+    async fn publish_warm(&self, warm: &Warm) -> Result<Pass, PublishError> {
+        let pass = match warm.take().await {
+            Ok(mut connection) => {
+                let pass = self.try_publish_batch(&mut connection).await;
+                connection.keep_if_ok(&pass);
+                pass
+            }
+            Err(error) => Err(error.into()),
+        };
+        counted(pass)
+    }
+
+    async fn try_publish_batch(&self, connection: &mut PgConnection) -> Result<Pass, PublishError> {
+        let mut transaction = connection.begin().await?;
         // The lock, then the read, as two statements. A statement reads from
         // the snapshot taken when it starts, so a lock taken inside the
         // reading statement can be granted after its snapshot: the relay
@@ -360,6 +377,14 @@ impl Outbox {
             Err(error) => Outcome::Parked(error.to_string()),
         }
     }
+}
+
+/// `pass`, with a failure counted.
+fn counted(pass: Result<Pass, PublishError>) -> Result<Pass, PublishError> {
+    if pass.as_ref().map_or(true, |pass| pass.failed > 0) {
+        METRICS.outbox_publish_failures.inc();
+    }
+    pass
 }
 
 /// Outbox rows as the columns of one multi-row insert, each with the place

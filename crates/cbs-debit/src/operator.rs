@@ -7,7 +7,6 @@ use std::path::Path;
 
 use paystream_service_kit::ServiceError;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::ledger::{self, CheckReport, LedgerError, LoadReport};
 use crate::{DatabaseArgs, MIGRATOR};
@@ -29,7 +28,7 @@ pub enum OperatorError {
 
 /// A small pool on the ledger's database, its schema applied.
 pub async fn connect(database: &DatabaseArgs) -> Result<PgPool, OperatorError> {
-    let pool = PgPoolOptions::new()
+    let pool = paystream_bus::pool::options()
         .max_connections(2)
         .connect(&database.url)
         .await?;

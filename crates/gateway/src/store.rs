@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use paystream_bus::pool::Warm;
 use paystream_contract::PaymentStatus;
 use serde_json::Value;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// The gateway's tables; the runtime adds its own.
@@ -25,6 +26,36 @@ use crate::group_commit::{GroupCommit, GroupError};
 /// One column of a batch, to bind as an array (`unnest($1::text[], …)`).
 fn column<'a, T, C>(items: &'a [T], field: impl Fn(&'a T) -> C) -> Vec<C> {
     items.iter().map(field).collect()
+}
+
+/// A group-commit writer's statement for a batch.
+type WriteBatch<I, O> =
+    for<'c> fn(&'c mut PgConnection, &'c [I]) -> BoxFuture<'c, Result<Vec<O>, sqlx::Error>>;
+
+/// Starts the group-commit writer `name`, whose statements run on a
+/// connection it keeps between batches (`paystream_bus::pool`): the pool
+/// would otherwise ping it on the way out and on the way back, two round
+/// trips around each batch.
+fn writer<I, O>(name: &'static str, pool: &PgPool, write: WriteBatch<I, O>) -> GroupCommit<I, O>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    let warm = Warm::new(pool.clone());
+    GroupCommit::start(
+        name,
+        GROUP_MAX,
+        GROUP_CONCURRENCY,
+        move |batch: Arc<[I]>| {
+            let warm = warm.clone();
+            async move {
+                let mut connection = warm.take().await?;
+                let written = write(&mut connection, &batch).await;
+                connection.keep_if_ok(&written);
+                written
+            }
+        },
+    )
 }
 
 /// Statements of one kind in flight at once. One writer per kind, as
@@ -79,7 +110,7 @@ impl Store {
         // Marks whose loss is harmless (see `ack_many`) commit on
         // connections that do not wait for the disk: one round trip each,
         // no transaction around a `SET LOCAL`.
-        let relaxed = PgPoolOptions::new()
+        let relaxed = paystream_bus::pool::options()
             .max_connections(RELAXED_CONNECTIONS)
             .connect_lazy_with(
                 pool.connect_options()
@@ -87,33 +118,17 @@ impl Store {
                     .clone()
                     .options([("synchronous_commit", "off")]),
             );
-        let claims = GroupCommit::start("claim", GROUP_MAX, GROUP_CONCURRENCY, {
-            let pool = pool.clone();
-            move |batch: Arc<[NewClaim]>| {
-                let pool = pool.clone();
-                async move { claim_many(&pool, &batch).await }
-            }
+        let claims = writer("claim", &pool, |connection, batch| {
+            Box::pin(claim_many(connection, batch))
         });
-        let acks = GroupCommit::start("ack", GROUP_MAX, GROUP_CONCURRENCY, {
-            let pool = relaxed.clone();
-            move |batch: Arc<[AckMark]>| {
-                let pool = pool.clone();
-                async move { ack_many(&pool, &batch).await }
-            }
+        let acks = writer("ack", &relaxed, |connection, batch| {
+            Box::pin(ack_many(connection, batch))
         });
-        let card_claims = GroupCommit::start("card_claim", GROUP_MAX, GROUP_CONCURRENCY, {
-            let pool = pool.clone();
-            move |batch: Arc<[CardClaimRequest]>| {
-                let pool = pool.clone();
-                async move { claim_cards_many(&pool, &batch).await }
-            }
+        let card_claims = writer("card_claim", &pool, |connection, batch| {
+            Box::pin(claim_cards_many(connection, batch))
         });
-        let card_marks = GroupCommit::start("card_published", GROUP_MAX, GROUP_CONCURRENCY, {
-            let pool = relaxed.clone();
-            move |batch: Arc<[String]>| {
-                let pool = pool.clone();
-                async move { cards_published_many(&pool, &batch).await }
-            }
+        let card_marks = writer("card_published", &relaxed, |connection, batch| {
+            Box::pin(cards_published_many(connection, batch))
         });
         Self {
             pool,

@@ -13,7 +13,6 @@ mod store;
 
 use std::net::SocketAddr;
 
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +77,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let pool = PgPoolOptions::new()
+        let pool = paystream_service_kit::pool_options()
             .max_connections(config.db_max_connections)
             .connect(&config.database_url)
             .await?;

@@ -16,6 +16,7 @@ pub mod signing;
 
 pub use error::ServiceError;
 pub use listener::{BindError, bind, local_addr};
+pub use paystream_bus::pool::options as pool_options;
 pub use rate::TokenBucket;
 pub use readiness::Readiness;
 pub use runtime::{Running, Service, ServiceBuilder, migrate};

@@ -31,7 +31,6 @@ use paystream_bus::{
 use paystream_contract::{Codec, Inbound, Topic};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +87,7 @@ impl ServiceBuilder {
         paystream_bus::metrics::init();
         let pool = match &self.database {
             Some((url, migrations, connections)) => {
-                let pool = PgPoolOptions::new()
+                let pool = paystream_bus::pool::options()
                     .max_connections(*connections)
                     .connect(url)
                     .await?;

@@ -23,9 +23,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use paystream_bus::headers::HeaderList;
+use paystream_bus::pool::Warm;
 use paystream_bus::{Emitter, HandlerError, Outbox, OutboxColumns};
 use paystream_contract::{PaymentSubmitted, Topic};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::metrics::METRICS;
@@ -74,7 +75,8 @@ pub struct Decisions {
 
 #[derive(Clone)]
 struct Store {
-    pool: PgPool,
+    /// Connections kept between batches: the look-ups' and the writes'.
+    warm: Warm,
     outbox: Outbox,
     group: Arc<str>,
 }
@@ -91,7 +93,7 @@ impl Decisions {
     /// Starts the batch drivers for consumer group `group`.
     pub fn start(pool: PgPool, outbox: Outbox, group: &str) -> Self {
         let store = Store {
-            pool,
+            warm: Warm::new(pool),
             outbox,
             group: group.into(),
         };
@@ -129,22 +131,7 @@ impl Decisions {
 impl Store {
     async fn look_up(&self, jobs: Vec<Job<Uuid, Reply<bool>>>) {
         let ids: Vec<Uuid> = jobs.iter().map(|job| job.item).collect();
-        // One index probe per id, whatever the table's size: with `event_id
-        // = ANY($2)` the planner chose a scan of the whole table for a
-        // large batch while the table was small (thousands of rows), and
-        // compared every row with every id. The LIMIT keeps the probe a
-        // probe.
-        let found = sqlx::query_scalar::<_, Uuid>(
-            "SELECT t.id FROM UNNEST($2::uuid[]) AS t (id)
-             CROSS JOIN LATERAL (
-                 SELECT 1 FROM bus_processed_events
-                 WHERE consumer_group = $1 AND event_id = t.id LIMIT 1
-             ) AS processed",
-        )
-        .bind(&*self.group)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await;
+        let found = self.look_up_ids(&ids).await;
         match found {
             Ok(found) => {
                 let found: HashSet<Uuid> = found.into_iter().collect();
@@ -160,6 +147,29 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// The ids of `ids` this group has processed.
+    async fn look_up_ids(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+        let mut connection = self.warm.take().await?;
+        // One index probe per id, whatever the table's size: with `event_id
+        // = ANY($2)` the planner chose a scan of the whole table for a
+        // large batch while the table was small (thousands of rows), and
+        // compared every row with every id. The LIMIT keeps the probe a
+        // probe.
+        let found = sqlx::query_scalar::<_, Uuid>(
+            "SELECT t.id FROM UNNEST($2::uuid[]) AS t (id)
+             CROSS JOIN LATERAL (
+                 SELECT 1 FROM bus_processed_events
+                 WHERE consumer_group = $1 AND event_id = t.id LIMIT 1
+             ) AS processed",
+        )
+        .bind(&*self.group)
+        .bind(ids)
+        .fetch_all(&mut *connection)
+        .await;
+        connection.keep_if_ok(&found);
+        found
     }
 
     async fn write(&self, jobs: Vec<Job<Decided, Reply<Written>>>) {
@@ -205,7 +215,10 @@ impl Store {
             .iter()
             .map(|(place, decided)| (*place, self.events(decided)));
         let outbox = self.outbox.columns(emitters).await?;
-        let (claimed, winners) = write_batch(&self.pool, &self.group, &candidates, &outbox).await?;
+        let mut connection = self.warm.take().await?;
+        let written = write_batch(&mut connection, &self.group, &candidates, &outbox).await;
+        connection.keep_if_ok(&written);
+        let (claimed, winners) = written?;
         let claimed: HashSet<Uuid> = claimed.into_iter().collect();
         let winners: HashSet<i32> = winners.into_iter().collect();
         let written = batch
@@ -294,7 +307,7 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 });
 
 async fn write_batch(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     group: &str,
     candidates: &[(i32, &Decided)],
     outbox: &OutboxColumns,
@@ -358,5 +371,5 @@ async fn write_batch(
         .bind(&details)
         .bind(&latencies)
         .bind(&times);
-    outbox.bind(query).fetch_one(pool).await
+    outbox.bind(query).fetch_one(connection).await
 }

@@ -13,6 +13,7 @@ mod effects;
 mod multi_topic;
 mod ordering;
 mod outbox;
+mod pool;
 mod propagation;
 mod replay;
 mod transactions;

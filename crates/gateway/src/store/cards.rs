@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::column;
 
@@ -39,7 +39,7 @@ pub enum CardClaim {
 /// updated twice in one statement); the group commit then runs them one by
 /// one, as separate requests would be.
 pub async fn claim_cards_many(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     claims: &[CardClaimRequest],
 ) -> Result<Vec<CardClaim>, sqlx::Error> {
     let claimed: Vec<(String, bool, Option<Value>)> = sqlx::query_as(
@@ -59,7 +59,7 @@ pub async fn claim_cards_many(
     .bind(column(claims, |c| c.card_id.as_str()))
     .bind(column(claims, |c| c.event.as_str()))
     .bind(column(claims, |c| c.lease_seconds))
-    .fetch_all(pool)
+    .fetch_all(&mut *connection)
     .await?;
     let mut outcomes: HashMap<String, CardClaim> = claimed
         .into_iter()
@@ -79,7 +79,7 @@ pub async fn claim_cards_many(
              FROM card_transactions WHERE card_transaction_id = ANY($1)",
         )
         .bind(&others)
-        .fetch_all(pool)
+        .fetch_all(&mut *connection)
         .await?;
         for (id, event, published) in rows {
             let claim = if published {
@@ -105,13 +105,16 @@ pub async fn claim_cards_many(
 /// Marks card transactions published, in one statement on the store's
 /// relaxed pool, whose commits do not wait for the disk: a lost mark only means a later delivery sends the same
 /// event again (same eventId), which downstream drops as a duplicate.
-pub async fn cards_published_many(pool: &PgPool, ids: &[String]) -> Result<Vec<()>, sqlx::Error> {
+pub async fn cards_published_many(
+    executor: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<Vec<()>, sqlx::Error> {
     sqlx::query(
         "UPDATE card_transactions SET published_at = now(), lease_until = NULL
          WHERE card_transaction_id = ANY($1)",
     )
     .bind(ids)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(vec![(); ids.len()])
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use paystream_contract::PaymentStatus;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::{IdempotencyRecord, column};
@@ -38,7 +38,10 @@ pub struct AckMark {
 /// one commit; answers, per claim, whether it was this one that took the key.
 /// Two claims of one key in the same batch are settled as two requests would
 /// be: the first row wins, the second finds it taken.
-pub async fn claim_many(pool: &PgPool, claims: &[NewClaim]) -> Result<Vec<bool>, sqlx::Error> {
+pub async fn claim_many(
+    executor: impl PgExecutor<'_>,
+    claims: &[NewClaim],
+) -> Result<Vec<bool>, sqlx::Error> {
     let won: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, payment_id, event)
          SELECT client_id, idempotency_key, request_hash, payment_id, event::jsonb
@@ -52,7 +55,7 @@ pub async fn claim_many(pool: &PgPool, claims: &[NewClaim]) -> Result<Vec<bool>,
     .bind(column(claims, |c| c.request_hash.as_slice()))
     .bind(column(claims, |c| c.payment_id))
     .bind(column(claims, |c| c.event.as_str()))
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     let won: HashSet<Uuid> = won.into_iter().collect();
     Ok(claims.iter().map(|c| won.contains(&c.payment_id)).collect())
@@ -60,7 +63,7 @@ pub async fn claim_many(pool: &PgPool, claims: &[NewClaim]) -> Result<Vec<bool>,
 
 /// Marks every payment acked and starts its status, in one statement.
 ///
-/// `pool` is the store's relaxed pool, whose commits do not wait for the
+/// `executor` is on the store's relaxed pool, whose commits do not wait for the
 /// disk (`synchronous_commit = off`):
 /// the payment is accepted once the broker acked it, whatever happens to
 /// this mark. Were the database to crash before flushing it (a fraction of a
@@ -68,7 +71,10 @@ pub async fn claim_many(pool: &PgPool, claims: &[NewClaim]) -> Result<Vec<bool>,
 /// every consumer drops as a duplicate, and the status would come back with
 /// the pipeline's first event: nothing is lost that matters, and the 202 no
 /// longer waits for a second fsync.
-pub async fn ack_many(pool: &PgPool, marks: &[AckMark]) -> Result<Vec<()>, sqlx::Error> {
+pub async fn ack_many(
+    executor: impl PgExecutor<'_>,
+    marks: &[AckMark],
+) -> Result<Vec<()>, sqlx::Error> {
     // One status row per payment: ON CONFLICT DO UPDATE may not touch a row
     // twice in one statement, and two retries of one key can be acked
     // together.
@@ -98,7 +104,7 @@ pub async fn ack_many(pool: &PgPool, marks: &[AckMark]) -> Result<Vec<()>, sqlx:
     .bind(column(&statuses, |m| m.correlation_id.as_str()))
     .bind(PaymentStatus::Submitted.name())
     .bind(PaymentStatus::Submitted.rank())
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(vec![(); marks.len()])
 }

@@ -95,3 +95,21 @@ async fn work_shared_by_several_spans_is_the_child_of_one_and_links_the_others()
     others.sort();
     assert_eq!(linked, others, "{shared:#?}");
 }
+
+#[test]
+fn child_reads_the_level_every_callsite_checks_first() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let telemetry = paystream_telemetry::init("telemetry-it").unwrap();
+    // The first, cheapest check of every `debug!` and of every `log` record
+    // (sqlx formats each statement's summary once a debug record passes it).
+    let max = tracing::level_filters::LevelFilter::current();
+    drop(telemetry);
+    assert_eq!(max, tracing::level_filters::LevelFilter::INFO);
+}
+
+#[tokio::test]
+async fn spans_at_info_leave_debug_records_turned_away_before_they_are_built() {
+    exported_by("child_reads_the_level_every_callsite_checks_first").await;
+}
