@@ -440,6 +440,19 @@ impl OutboxColumns {
         )
     }
 
+    /// About how many bytes [`OutboxColumns::bind`] adds to a statement's
+    /// arguments, for a caller that sizes their buffer once.
+    pub fn encoded_len(&self) -> usize {
+        let rows = &self.rows;
+        let bytes = |column: &[Vec<u8>]| column.iter().map(|item| item.len() + 4).sum::<usize>();
+        let text = |column: &[String]| column.iter().map(|item| item.len() + 4).sum::<usize>();
+        self.owners.len() * 8
+            + text(&rows.topics)
+            + bytes(&rows.keys)
+            + bytes(&rows.values)
+            + text(&rows.headers)
+    }
+
     /// Binds the five columns, in [`OutboxColumns::insert_sql`]'s order.
     pub fn bind<'q, O>(
         &'q self,

@@ -26,6 +26,8 @@ use paystream_bus::headers::HeaderList;
 use paystream_bus::pool::Warm;
 use paystream_bus::{Emitter, HandlerError, Outbox, OutboxColumns};
 use paystream_contract::{PaymentSubmitted, Topic};
+use sqlx::Arguments as _;
+use sqlx::postgres::PgArguments;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -350,7 +352,18 @@ async fn write_batch(
     let scores: Vec<Option<i32>> = rows.iter().map(|(_, row)| row.score_permille).collect();
     let latencies: Vec<i32> = rows.iter().map(|(_, row)| row.latency_ms).collect();
     let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, row)| row.at).collect();
-    let query = sqlx::query_as(WRITE_BATCH.as_str())
+    // The arguments' buffer sized once: grown by doubling, it was copied
+    // about ten times per batch (1% of the service's CPU).
+    let mut arguments = PgArguments::default();
+    let row_bytes: usize = rows
+        .iter()
+        .map(|(_, row)| row.details.len() + row.party_name.len() + 96)
+        .sum();
+    arguments.reserve(
+        25,
+        candidates.len() * 160 + row_bytes + outbox.encoded_len(),
+    );
+    let query = sqlx::query_as_with(WRITE_BATCH.as_str(), arguments)
         .bind(group)
         .bind(Topic::PaymentSubmitted.name())
         .bind(&events)
