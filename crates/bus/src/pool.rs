@@ -53,8 +53,9 @@ pub fn options() -> PgPoolOptions {
 }
 
 /// Connections kept out of `pool` between uses, for writers that send a
-/// statement at a time, one after the other. They hold the pool's places
-/// only while kept: at most as many as were in use at once.
+/// statement at a time, one after the other. Kept, they hold places in the
+/// pool: at most as many as were in use at once, and never the last one
+/// the pool has (see [`WarmConnection::keep`]).
 #[derive(Clone)]
 pub struct Warm {
     pool: PgPool,
@@ -86,10 +87,16 @@ impl Warm {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         if let Some(mut kept) = kept {
-            // Idle for long: checked as the pool checks its own. A dead one
-            // is dropped, and the pool closes it.
-            let alive =
-                kept.idle_since.elapsed() < PING_IDLE_AFTER || kept.connection.ping().await.is_ok();
+            // Idle for long: checked as the pool checks its own, within the
+            // time the pool gives an acquire. A dead one is dropped, and the
+            // pool closes it.
+            let alive = kept.idle_since.elapsed() < PING_IDLE_AFTER
+                || tokio::time::timeout(
+                    self.pool.options().get_acquire_timeout(),
+                    kept.connection.ping(),
+                )
+                .await
+                .is_ok_and(|pinged| pinged.is_ok());
             if alive {
                 return Ok(self.lend(kept.connection, kept.taken));
             }
@@ -101,8 +108,17 @@ impl Warm {
         WarmConnection {
             connection,
             taken,
-            home: self.kept.clone(),
+            warm: self.clone(),
         }
+    }
+
+    /// Whether the pool could still serve someone else if one more of its
+    /// connections were kept out of it: it has one idle, or room to open
+    /// one. A pool of one connection, or one whose every connection is
+    /// taken, gets the connection back instead, so a kept connection never
+    /// starves the pool's other users.
+    fn can_spare(&self) -> bool {
+        self.pool.num_idle() > 0 || self.pool.size() < self.pool.options().get_max_connections()
     }
 }
 
@@ -113,22 +129,25 @@ impl Warm {
 pub struct WarmConnection {
     connection: PoolConnection<Postgres>,
     taken: Instant,
-    home: Arc<Mutex<Vec<Kept>>>,
+    warm: Warm,
 }
 
 impl WarmConnection {
     /// Keeps the connection for the next use: call once the work on it
-    /// succeeded, with no transaction left open.
+    /// succeeded, with no transaction left open. It goes back to the pool
+    /// instead when the pool could not serve anyone else without it, or
+    /// once it has been kept for [`KEEP_AT_MOST`].
     pub fn keep(self) {
         let Self {
             connection,
             taken,
-            home,
+            warm,
         } = self;
-        if taken.elapsed() >= KEEP_AT_MOST {
-            return; // back to the pool, which retires it
+        if taken.elapsed() >= KEEP_AT_MOST || !warm.can_spare() {
+            return; // back to the pool
         }
-        home.lock()
+        warm.kept
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Kept {
                 connection,

@@ -66,8 +66,9 @@ where
 /// split the same load into smaller batches that cost PostgreSQL more each.
 const GROUP_CONCURRENCY: usize = 1;
 /// Connections of the pool for marks that need not wait for the disk: the
-/// two mark writers at `GROUP_CONCURRENCY` each.
-const RELAXED_CONNECTIONS: u32 = 2 * GROUP_CONCURRENCY as u32;
+/// two mark writers at `GROUP_CONCURRENCY` each, which keep theirs between
+/// batches, and one for the marks of batch submissions (`acked_all`).
+const RELAXED_CONNECTIONS: u32 = 2 * GROUP_CONCURRENCY as u32 + 1;
 /// Rows in one statement at most.
 const GROUP_MAX: usize = 512;
 

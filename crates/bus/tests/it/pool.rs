@@ -66,3 +66,24 @@ async fn a_connection_that_died_while_kept_fails_one_statement_and_is_replaced()
     let replaced = backend_pid(&mut next).await.unwrap();
     assert_ne!(replaced, pid);
 }
+
+#[tokio::test]
+async fn the_last_connection_of_a_pool_is_given_back_not_kept() {
+    let pool = pool::options()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&fresh_database().await.url)
+        .await
+        .unwrap();
+    let warm = Warm::new(pool.clone());
+    let mut writer = warm.take().await.unwrap();
+    let pid = backend_pid(&mut writer).await;
+    writer.keep_if_ok(&pid);
+    // Kept, it would leave the pool nothing to give and this would time out.
+    let mut other = pool.acquire().await.unwrap();
+    let other_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(other_pid, pid.unwrap(), "the pool's one connection");
+}
