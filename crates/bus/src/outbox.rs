@@ -233,11 +233,7 @@ impl Outbox {
 
     /// One pass over up to one batch of rows.
     pub async fn publish_batch(&self, pool: &PgPool) -> Result<Pass, PublishError> {
-        let pass = match pool.acquire().await {
-            Ok(mut connection) => self.try_publish_batch(&mut connection).await,
-            Err(error) => Err(error.into()),
-        };
-        counted(pass)
+        self.publish_warm(&Warm::new(pool.clone())).await
     }
 
     /// [`Outbox::publish_batch`] on `warm`'s connection, kept for the next
@@ -251,7 +247,10 @@ impl Outbox {
             }
             Err(error) => Err(error.into()),
         };
-        counted(pass)
+        if pass.as_ref().map_or(true, |pass| pass.failed > 0) {
+            METRICS.outbox_publish_failures.inc();
+        }
+        pass
     }
 
     async fn try_publish_batch(&self, connection: &mut PgConnection) -> Result<Pass, PublishError> {
@@ -377,14 +376,6 @@ impl Outbox {
             Err(error) => Outcome::Parked(error.to_string()),
         }
     }
-}
-
-/// `pass`, with a failure counted.
-fn counted(pass: Result<Pass, PublishError>) -> Result<Pass, PublishError> {
-    if pass.as_ref().map_or(true, |pass| pass.failed > 0) {
-        METRICS.outbox_publish_failures.inc();
-    }
-    pass
 }
 
 /// Outbox rows as the columns of one multi-row insert, each with the place

@@ -86,20 +86,10 @@ impl Warm {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        if let Some(mut kept) = kept {
-            // Idle for long: checked as the pool checks its own, within the
-            // time the pool gives an acquire. A dead one is dropped, and the
-            // pool closes it.
-            let alive = kept.idle_since.elapsed() < PING_IDLE_AFTER
-                || tokio::time::timeout(
-                    self.pool.options().get_acquire_timeout(),
-                    kept.connection.ping(),
-                )
-                .await
-                .is_ok_and(|pinged| pinged.is_ok());
-            if alive {
-                return Ok(self.lend(kept.connection, kept.taken));
-            }
+        // One idle for long is dropped here, back to the pool, which pings
+        // every connection that comes back and closes a dead one.
+        if let Some(kept) = kept.filter(|kept| kept.idle_since.elapsed() < PING_IDLE_AFTER) {
+            return Ok(self.lend(kept.connection, kept.taken));
         }
         Ok(self.lend(self.pool.acquire().await?, Instant::now()))
     }
@@ -155,9 +145,7 @@ impl WarmConnection {
                 idle_since: Instant::now(),
             });
     }
-}
 
-impl WarmConnection {
     /// [`WarmConnection::keep`] after a success; after a failure the
     /// connection goes back to the pool.
     pub fn keep_if_ok<T, E>(self, outcome: &Result<T, E>) {
