@@ -66,7 +66,7 @@ impl Effects {
         group: &Arc<str>,
         topic: Topic,
         input: &Envelope,
-        headers: &crate::headers::HeaderList,
+        headers: &crate::headers::SharedHeaders,
     ) -> Result<Begun, HandlerError> {
         let claim = match self {
             Self::Transactional { pool, .. } => {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::consumer::Record;
 use crate::effects::claim as claim_event;
 use crate::error::HandlerError;
-use crate::headers::{self, HeaderList};
+use crate::headers::{self, HeaderList, SharedHeaders};
 
 /// What a service does with each record. Return `Ok` once the record is
 /// dealt with (business rejections included: they are events to emit);
@@ -79,17 +79,17 @@ pub struct Context {
 /// [`Outbox::write`](crate::Outbox::write).
 pub struct Emitter {
     input: Envelope,
-    input_headers: HeaderList,
+    input_headers: SharedHeaders,
     producer: String,
     emitted: HashMap<Topic, u32>,
     staged: Vec<Staged>,
 }
 
 impl Emitter {
-    pub fn new(input: Envelope, input_headers: HeaderList, producer: &str) -> Self {
+    pub fn new(input: Envelope, input_headers: impl Into<SharedHeaders>, producer: &str) -> Self {
         Self {
             input,
-            input_headers,
+            input_headers: input_headers.into(),
             producer: producer.to_owned(),
             emitted: HashMap::new(),
             staged: Vec::new(),
@@ -153,7 +153,7 @@ impl Context {
     pub(crate) fn new(
         claim: Option<Claim>,
         input: Envelope,
-        input_headers: HeaderList,
+        input_headers: impl Into<SharedHeaders>,
         producer: &str,
     ) -> Self {
         Self {

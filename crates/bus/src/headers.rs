@@ -17,6 +17,12 @@ pub const TRACESTATE: &str = "tracestate";
 /// Headers as owned name/value pairs, in order, names possibly repeated.
 pub type HeaderList = Vec<(String, Vec<u8>)>;
 
+/// A consumed record's headers, read once and shared by everything that
+/// handles the record (its metadata, its handler context, the events it
+/// causes), rather than copied for each: a copy is an allocation per name
+/// and per value.
+pub type SharedHeaders = std::sync::Arc<HeaderList>;
+
 pub fn to_list_owned(record: &rdkafka::message::OwnedMessage) -> HeaderList {
     use rdkafka::Message;
     record

@@ -135,7 +135,7 @@ impl Outbox {
     pub fn emitter(
         &self,
         input: paystream_contract::Envelope,
-        input_headers: HeaderList,
+        input_headers: impl Into<crate::headers::SharedHeaders>,
     ) -> Emitter {
         Emitter::new(input, input_headers, self.producer.name())
     }

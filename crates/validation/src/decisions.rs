@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
-use paystream_bus::headers::HeaderList;
+use paystream_bus::headers::SharedHeaders;
 use paystream_bus::pool::Warm;
 use paystream_bus::{Emitter, HandlerError, Outbox, OutboxColumns};
 use paystream_contract::{PaymentSubmitted, Topic};
@@ -48,7 +48,7 @@ const MAX_LOOKUP: usize = 1_024;
 pub struct Decided {
     pub payment: PaymentSubmitted,
     /// The consumed record's headers: the outputs continue its trace.
-    pub headers: HeaderList,
+    pub headers: SharedHeaders,
     /// The record's span, current while its events are built.
     pub span: tracing::Span,
     pub outcome: Outcome,

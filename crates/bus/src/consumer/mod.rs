@@ -36,7 +36,7 @@ use crate::dead_letter::DeadLetterSink;
 use crate::effects::Effects;
 use crate::error::BusError;
 use crate::handler::Handler;
-use crate::headers::HeaderList;
+use crate::headers::SharedHeaders;
 use crate::retry::RetryPolicy;
 use crate::scheduler::Ordering;
 
@@ -57,7 +57,7 @@ pub struct RecordMeta {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
-    pub headers: HeaderList,
+    pub headers: SharedHeaders,
     pub group: Arc<str>,
     /// 1 on the first attempt, 2 on the first retry, ...
     pub attempt: u32,
@@ -67,7 +67,7 @@ impl RecordMeta {
     pub(crate) fn of(
         record: &OwnedMessage,
         topic: Topic,
-        headers: HeaderList,
+        headers: SharedHeaders,
         group: Arc<str>,
         attempt: u32,
     ) -> Self {

@@ -26,7 +26,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::effects::{Begun, Effects};
 use crate::error::{HandlerError, decode_class};
 use crate::handler::Handler;
-use crate::headers::{self, HeaderList};
+use crate::headers::{self, SharedHeaders};
 use crate::metrics::METRICS;
 use crate::retry::{RetryPolicy, capped_doubling};
 
@@ -173,7 +173,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
     /// Handles one record to the end: success, or its dead letter written.
     /// Returns false if it was abandoned on cancellation, unfinished.
     async fn process(&self, record: &OwnedMessage, cancel: &CancellationToken) -> bool {
-        let headers = headers::to_list_owned(record);
+        let headers = SharedHeaders::new(headers::to_list_owned(record));
         let span = tracing::info_span!(
             "consume",
             otel.kind = "consumer",
@@ -195,7 +195,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
     async fn process_in_span(
         &self,
         record: &OwnedMessage,
-        headers: HeaderList,
+        headers: SharedHeaders,
         cancel: &CancellationToken,
     ) -> bool {
         let Some(entry) = self.topics.get(record.topic()) else {
@@ -253,7 +253,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
         &self,
         record: &OwnedMessage,
         entry: &TopicEntry,
-        headers: &HeaderList,
+        headers: &SharedHeaders,
         attempt: u32,
     ) -> Result<(), Failure> {
         let (topic, metrics) = (entry.topic, &entry.metrics);
