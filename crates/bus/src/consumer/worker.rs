@@ -269,22 +269,24 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
                 });
             }
         };
-        let envelope = event.envelope().clone();
+        // Borrowed, not copied: the handler context takes the one copy.
+        let envelope = event.envelope();
+        let event_id = envelope.event_id;
         let span = tracing::Span::current();
-        span.record("event_id", tracing::field::display(envelope.event_id));
+        span.record("event_id", tracing::field::display(event_id));
         if headers::text(headers, headers::CORRELATION_ID).is_none() {
             span.record("correlation_id", envelope.correlation_id.as_str());
         }
         let mut ctx = match self
             .effects
-            .begin(&self.group, topic, &envelope, headers)
+            .begin(&self.group, topic, envelope, headers)
             .await
             .map_err(Failure::from)?
         {
             Begun::Fresh(ctx) => ctx,
             Begun::Duplicate => {
                 metrics.duplicates.inc();
-                tracing::info!(event_id = %envelope.event_id, "already processed; skipping the duplicate");
+                tracing::info!(%event_id, "already processed; skipping the duplicate");
                 return Ok(());
             }
         };
@@ -298,7 +300,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
         timer.observe_duration();
         let skip_duplicate = || {
             metrics.duplicates.inc();
-            tracing::info!(event_id = %envelope.event_id, "processed meanwhile by another delivery; this attempt is dropped");
+            tracing::info!(%event_id, "processed meanwhile by another delivery; this attempt is dropped");
             Ok(())
         };
         match handled {
