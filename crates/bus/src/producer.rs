@@ -8,6 +8,7 @@ use futures::future::try_join_all;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use paystream_contract::{Codec, Event, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tracing::Instrument;
 
@@ -208,9 +209,22 @@ impl Producer {
         value: &[u8],
         headers: &HeaderList,
     ) -> Result<Delivery, ProduceError> {
+        self.send_with_headers(topic, key, value, headers::to_owned_headers(headers))
+            .await
+    }
+
+    /// [`Producer::send_raw`] with the headers already in librdkafka's form,
+    /// for a caller that builds them without a [`HeaderList`] in between.
+    pub(crate) async fn send_with_headers(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<Delivery, ProduceError> {
         let mut record = FutureRecord::<[u8], [u8]>::to(topic)
             .payload(value)
-            .headers(headers::to_owned_headers(headers));
+            .headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -181,7 +181,7 @@ fn spawn_validation(
     port: u16,
     shape: Shape,
 ) -> Child {
-    let concurrency = (IN_FLIGHT * PARTITIONS as usize * 2).to_string();
+    let concurrency = (in_flight() * PARTITIONS as usize * 2).to_string();
     // Another build of the service (an older commit's, to compare) may be
     // named; by default, this crate's own.
     let binary = std::env::var_os("PAYSTREAM_BENCH_VALIDATION_BIN")
@@ -206,7 +206,7 @@ fn spawn_validation(
             provider_protocol(),
         )
         .env("PAYSTREAM_CONSUMER_ORDERING", "key")
-        .env("PAYSTREAM_CONSUMER_MAX_IN_FLIGHT", IN_FLIGHT.to_string())
+        .env("PAYSTREAM_CONSUMER_MAX_IN_FLIGHT", in_flight().to_string())
         .env("PAYSTREAM_SCHEMA_REGISTRY_URL", &pipeline.registry.url)
         .env("PAYSTREAM_SCHEMA_AUTO_REGISTER", "true")
         .env("PAYSTREAM_TRACE", if shape.spans { "info" } else { "off" })
@@ -415,6 +415,11 @@ fn deployed_workers() -> Option<usize> {
     }
 }
 
+/// Payments in flight per partition (`PAYSTREAM_BENCH_IN_FLIGHT`).
+fn in_flight() -> usize {
+    env_number("PAYSTREAM_BENCH_IN_FLIGHT", IN_FLIGHT)
+}
+
 fn provider_protocol() -> String {
     std::env::var("PAYSTREAM_BENCH_PROVIDER_PROTOCOL").unwrap_or_else(|_| "http2".to_owned())
 }
@@ -468,7 +473,8 @@ async fn main() {
 
     println!(
         "\nvalidation throughput (100 ms per provider call, 3 checks per payment in batch calls; {PARTITIONS} partitions, \
-         {ACCOUNTS} debtor accounts, key-ordered, {IN_FLIGHT} in flight per partition; provider calls over {}; the service with {}, logging at {}; nisshi memory engine; {} cores)\n",
+         {ACCOUNTS} debtor accounts, key-ordered, {} in flight per partition; provider calls over {}; the service with {}, logging at {}; nisshi memory engine; {} cores)\n",
+        in_flight(),
         provider_protocol(),
         match deployed_workers() {
             Some(1) => "one async worker, as a replica limited to one CPU".to_owned(),
