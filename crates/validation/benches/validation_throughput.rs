@@ -12,7 +12,10 @@
 //! The checks of payments in flight together share batch calls, as the
 //! service does by default; the table says how many a call carried
 //! (`PAYSTREAM_VALIDATION_PROVIDER_BATCH_SIZE=1`, passed through to the
-//! service, sends each check on its own).
+//! service, sends each check on its own). The consumer keeps 1,000
+//! payments in flight per partition (`PAYSTREAM_BENCH_VALIDATION_IN_FLIGHT` for
+//! another count), enough to keep the machine busy through 200 ms of
+//! screening.
 //!
 //! Two scenarios, each on fresh topics and a fresh database:
 //! - backlog: every payment is produced before validation starts; the
@@ -415,9 +418,9 @@ fn deployed_workers() -> Option<usize> {
     }
 }
 
-/// Payments in flight per partition (`PAYSTREAM_BENCH_IN_FLIGHT`).
+/// Payments in flight per partition (`PAYSTREAM_BENCH_VALIDATION_IN_FLIGHT`).
 fn in_flight() -> usize {
-    env_number("PAYSTREAM_BENCH_IN_FLIGHT", IN_FLIGHT)
+    env_number("PAYSTREAM_BENCH_VALIDATION_IN_FLIGHT", IN_FLIGHT)
 }
 
 fn provider_protocol() -> String {
