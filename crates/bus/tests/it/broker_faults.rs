@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use paystream_bus::dead_letter::ERROR_REASON;
 use paystream_bus::{
     Consumer, ConsumerSettings, Context, Effects, Handler, HandlerError, KafkaConfig, Ordering,
     Producer, Record,
@@ -17,6 +18,7 @@ use paystream_contract::{
     Codec, Envelope, PaymentSubmitted, PaymentValidated, Registration, RegistryClient, Topic,
     derived_event_id,
 };
+use paystream_testkit::pipeline::header;
 use paystream_testkit::{TestRegistry, kafka, unique, wait_until};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -208,7 +210,21 @@ async fn the_consumer_rides_through_an_outage_retriable_errors_and_a_coordinator
         );
         ids.insert(event.envelope.event_id);
     }
-    assert_eq!(ids.len(), TOTAL as usize, "no input lost");
+    if ids.len() != TOTAL as usize {
+        panic!(
+            "{}",
+            missing_outputs(
+                &bootstrap,
+                &output,
+                &input,
+                &group,
+                &expected,
+                &ids,
+                outputs.len()
+            )
+            .await
+        );
+    }
     // The producer is idempotent: retried produce requests add no copies.
     assert!(
         outputs.len() <= handled.len(),
@@ -216,6 +232,42 @@ async fn the_consumer_rides_through_an_outage_retriable_errors_and_a_coordinator
         outputs.len(),
         handled.len()
     );
+}
+
+/// Why the test failed when an input has no output: which inputs, whether
+/// the runtime dead-lettered them (and why), and the output topic's
+/// watermarks when it was read, so a loss can be told from a dead letter.
+async fn missing_outputs(
+    bootstrap: &str,
+    output: &str,
+    input: &str,
+    group: &str,
+    expected: &HashMap<Uuid, i64>,
+    ids: &BTreeSet<Uuid>,
+    read: usize,
+) -> String {
+    let missing: BTreeSet<i64> = expected
+        .iter()
+        .filter(|(id, _)| !ids.contains(id))
+        .map(|(_, amount)| *amount)
+        .collect();
+    let dead_letters = kafka::read_to_end(
+        bootstrap,
+        &paystream_contract::dead_letter_topic(input, group),
+        1,
+    )
+    .await;
+    let reasons: Vec<Option<String>> = dead_letters
+        .iter()
+        .map(|record| header(record, ERROR_REASON))
+        .collect();
+    format!(
+        "no input lost: {} of {TOTAL} inputs have an output ({read} records read); missing: the inputs with amounts \
+         {missing:?}; output watermarks now {:?}; {} dead letters, reasons {reasons:?}",
+        ids.len(),
+        kafka::watermarks(bootstrap, output, 0),
+        dead_letters.len(),
+    )
 }
 
 fn payment(seq: i64) -> PaymentSubmitted {
