@@ -23,6 +23,11 @@ pub type HeaderList = Vec<(String, Vec<u8>)>;
 /// and per value.
 pub type SharedHeaders = std::sync::Arc<HeaderList>;
 
+/// A consumed record's headers, read once, for everything that handles it.
+pub fn shared(record: &rdkafka::message::OwnedMessage) -> SharedHeaders {
+    SharedHeaders::new(to_list_owned(record))
+}
+
 pub fn to_list_owned(record: &rdkafka::message::OwnedMessage) -> HeaderList {
     use rdkafka::Message;
     record

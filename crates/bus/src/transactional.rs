@@ -219,7 +219,7 @@ impl<E: Event> TransactionalConsumer<E> {
         attempt: u32,
     ) -> Outcome {
         let group = self.settings.group.as_str();
-        let list = headers::SharedHeaders::new(headers::to_list_owned(record));
+        let list = headers::shared(record);
         let failure = match self.codec.decode::<E>(record.payload()).await {
             Err(error) if error.is_transient() => return Outcome::Retry(error.to_string()),
             Err(error) => (decode_class(&error), error.to_string()),

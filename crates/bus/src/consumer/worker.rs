@@ -173,7 +173,7 @@ impl<I: Inbound, H: Handler<I>> Worker<I, H> {
     /// Handles one record to the end: success, or its dead letter written.
     /// Returns false if it was abandoned on cancellation, unfinished.
     async fn process(&self, record: &OwnedMessage, cancel: &CancellationToken) -> bool {
-        let headers = SharedHeaders::new(headers::to_list_owned(record));
+        let headers = headers::shared(record);
         let span = tracing::info_span!(
             "consume",
             otel.kind = "consumer",
