@@ -6,7 +6,8 @@
 //! stored columns (a changed column), and come after the previous offset.
 //! The chain's head row must name the last entry (a tail cut off, or a
 //! head moved). The first entry that fails is named; the rest of its chain
-//! is only counted.
+//! is only counted. Entries and heads are read in one snapshot, so a live
+//! log verifies.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -132,11 +133,26 @@ impl Report {
     pub fn mismatches(&self) -> impl Iterator<Item = &ChainReport> {
         self.chains.iter().filter(|chain| chain.mismatch.is_some())
     }
+
+    /// The chains that do not verify, a line each, for a failure message.
+    pub fn mismatch_lines(&self) -> String {
+        self.mismatches()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// Recomputes every chain. Streams the entries, so the log can be larger
 /// than memory.
 pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
+    // The entries and the heads are read in one snapshot. Read apart, an
+    // append committed between the two reads (the audit is live) shows as
+    // a head past the last entry read: a cut-off tail that is not there.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let mut chains: BTreeMap<(String, i32), ChainReport> = BTreeMap::new();
     let mut rows = sqlx::query_as::<_, Stored>(
         "SELECT topic, \"partition\", seq, \"offset\", timestamp_ms, key, headers::text AS headers, \
@@ -145,7 +161,7 @@ pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
          received_at, prev_hash, hash \
          FROM audit_entries ORDER BY topic, \"partition\", seq",
     )
-    .fetch(pool);
+    .fetch(&mut *tx);
     // The previous entry of the chain being read: its hash and offset.
     let mut prev: (Vec<u8>, i64) = (GENESIS.to_vec(), -1);
     while let Some(row) = rows.try_next().await? {
@@ -177,8 +193,9 @@ pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
     drop(rows);
     let heads: Vec<(String, i32, i64, Vec<u8>)> =
         sqlx::query_as("SELECT topic, \"partition\", seq, head FROM audit_chains")
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await?;
+    tx.commit().await?;
     let mut with_head = std::collections::HashSet::new();
     for (topic, partition, seq, head) in heads {
         with_head.insert((topic.clone(), partition));

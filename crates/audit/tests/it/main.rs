@@ -4,6 +4,7 @@
 
 mod checkpoints;
 mod crash;
+mod live;
 mod log;
 mod stand;
 mod tamper;

@@ -226,7 +226,11 @@ async fn sigkill_of_every_service_in_turn_reconciles_to_zero() {
         .await
         .unwrap();
     let chains = paystream_audit::verify(&audit).await.unwrap();
-    assert!(chains.is_clean(), "the audit chains do not verify");
+    assert!(
+        chains.is_clean(),
+        "the audit chains do not verify:\n{}",
+        chains.mismatch_lines()
+    );
 
     let letters = {
         let kafka = processes.pipeline.kafka.clone();
