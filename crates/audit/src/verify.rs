@@ -149,10 +149,7 @@ pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
     // The entries and the heads are read in one snapshot. Read apart, an
     // append committed between the two reads (the audit is live) shows as
     // a head past the last entry read: a cut-off tail that is not there.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = paystream_bus::pool::read_only_snapshot(pool).await?;
     let mut chains: BTreeMap<(String, i32), ChainReport> = BTreeMap::new();
     let mut rows = sqlx::query_as::<_, Stored>(
         "SELECT topic, \"partition\", seq, \"offset\", timestamp_ms, key, headers::text AS headers, \

@@ -37,6 +37,19 @@ pub const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
 /// connection would otherwise never be renewed.
 const KEEP_AT_MOST: Duration = Duration::from_secs(25 * 60);
 
+/// A read-only transaction that sees the database at one instant, for a
+/// reader whose queries must agree with each other (a check, a report)
+/// while writers go on.
+pub async fn read_only_snapshot(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// The pool options every process starts from: sqlx's defaults, with the
 /// liveness check of [`PING_IDLE_AFTER`] instead of a ping per acquire.
 pub fn options() -> PgPoolOptions {

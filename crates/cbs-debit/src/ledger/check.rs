@@ -110,7 +110,7 @@ const ORPHANS_SQL: &str = "SELECT r.id FROM transfers r \
 /// Checks every invariant in one REPEATABLE READ snapshot, so a ledger
 /// busy with holds is judged at one instant.
 pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
-    let mut tx = snapshot(pool).await?;
+    let mut tx = paystream_bus::pool::read_only_snapshot(pool).await?;
 
     let row = sqlx::query(TOTALS_SQL).fetch_one(&mut *tx).await?;
     let totals = balances(&row, BALANCE_COLUMNS)?;
@@ -143,17 +143,6 @@ pub async fn check(pool: &PgPool) -> Result<CheckReport, LedgerError> {
         resolved_more_than_once,
         orphan_resolutions,
     })
-}
-
-/// A read-only transaction that sees the ledger at one instant.
-pub(super) async fn snapshot(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, LedgerError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 /// The four balance columns, as `accounts` names them.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::check::{BALANCE_COLUMNS, balances, snapshot};
+use super::check::{BALANCE_COLUMNS, balances};
 use super::{AccountFlags, Balances, Kind, LedgerError};
 
 /// An account as its owner sees it.
@@ -52,7 +52,7 @@ pub async fn account_view(
     id: &str,
     movements: i64,
 ) -> Result<Option<AccountView>, LedgerError> {
-    let mut tx = snapshot(pool).await?;
+    let mut tx = paystream_bus::pool::read_only_snapshot(pool).await?;
     let Some(row) = sqlx::query(
         "SELECT id, currency, debits_must_not_exceed_credits, closed, blocked, \
          debits_pending, debits_posted, credits_pending, credits_posted FROM accounts WHERE id = $1",
