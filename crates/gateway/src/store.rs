@@ -90,8 +90,8 @@ pub struct IdempotencyRecord {
     pub payment_id: Uuid,
     /// The `payment.submitted` event as first built, re-sent unchanged on retry.
     pub event: Value,
-    /// The 202 body, once the broker acked.
-    pub response: Option<Value>,
+    /// The broker acked the event (the payment has a status row).
+    pub acked: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -180,8 +180,8 @@ impl Store {
     ///
     /// A record without its ack mark may have one waiting in this gateway's
     /// queue (its 202 went out a millisecond ago): the queued marks are
-    /// written and the records read again, so a retry replays the stored
-    /// answer rather than sending the event again. A retry that reaches
+    /// written and the records read again, so a retry replays the 202
+    /// rather than sending the event again. A retry that reaches
     /// another gateway instance in that millisecond sends the same event
     /// again, which consumers drop.
     pub async fn idempotency_many(
@@ -190,7 +190,7 @@ impl Store {
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, IdempotencyRecord>, sqlx::Error> {
         let records = claims::idempotency_many(&self.pool, client_id, keys).await?;
-        if records.values().all(|record| record.response.is_some()) {
+        if records.values().all(|record| record.acked) {
             return Ok(records);
         }
         self.marks_written().await;
@@ -202,8 +202,8 @@ impl Store {
         ack_many(&self.relaxed, marks).await.map(drop)
     }
 
-    /// Queues the mark of a payment acked by the broker (its response kept
-    /// for replays, its status started at SUBMITTED), to be written with the
+    /// Queues the mark of a payment acked by the broker (its status started
+    /// at SUBMITTED, which replays read as acked), to be written with the
     /// marks that arrive with it. Nobody waits for it: see [`ack_many`] for
     /// why its loss is harmless.
     pub fn mark_acked(&self, mark: AckMark) -> Result<(), GroupError> {
@@ -260,8 +260,10 @@ impl Store {
     /// not wait for the lease to run out.
     pub async fn release_card_transaction(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE card_transactions SET lease_until = NULL
-             WHERE card_transaction_id = $1 AND published_at IS NULL",
+            "UPDATE card_transactions t SET lease_until = NULL
+             WHERE t.card_transaction_id = $1 AND t.published_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM card_transactions_published p
+                               WHERE p.card_transaction_id = t.card_transaction_id)",
         )
         .bind(id)
         .execute(&self.pool)

@@ -109,20 +109,20 @@ where
 pub async fn reconcile(args: &Args) -> anyhow::Result<Reconciliation> {
     let mut views: HashMap<Uuid, Views> = HashMap::new();
     let gateway = connect(&args.gateway_database_url).await?;
-    // The ack mark is written after the 202, without waiting: a gateway
-    // killed in between leaves a payment the broker acked unmarked. Such a
-    // record counts as accepted once a service downstream has the payment,
-    // which proves it was published; one nobody has is a send that failed.
+    // The ack mark (the payment's status row) is written after the 202,
+    // without waiting: a gateway killed in between leaves a payment the
+    // broker acked unmarked. Such a record counts as accepted once a service
+    // downstream has the payment, which proves it was published; one nobody
+    // has is a send that failed.
     let mut unmarked = HashMap::new();
-    for (id, acked, currency, amount, status) in
-        rows::<(Uuid, bool, Option<String>, Option<i64>, Option<String>)>(
-            &gateway,
-            "SELECT k.payment_id, k.acked_at IS NOT NULL, k.event->>'currency', \
-           (k.event->>'amountMinor')::bigint, s.status \
+    for (id, currency, amount, status) in rows::<(Uuid, Option<String>, Option<i64>, Option<String>)>(
+        &gateway,
+        "SELECT k.payment_id, k.event->>'currency', (k.event->>'amountMinor')::bigint, s.status \
          FROM idempotency_keys k LEFT JOIN payment_status s ON s.payment_id = k.payment_id",
-        )
-        .await?
+    )
+    .await?
     {
+        let acked = status.is_some();
         let view = Views {
             accepted: true,
             currency,

@@ -139,7 +139,7 @@ async fn submit_inner(
             .ok_or_else(Problem::internal)?;
         return replay(app, client, stored, &hash).await;
     }
-    Ok(send::answer(app, client, batch_id, items).await)
+    Ok(send::answer(app, batch_id, items).await)
 }
 
 /// A batch seen before: the same body gets the stored verdicts again, with
@@ -186,7 +186,7 @@ async fn replay(
                         .get(&key)
                         .filter(|record| record.payment_id == payment_id)
                         .ok_or_else(Problem::internal)?;
-                    earlier(key, &record.request_hash, record)?
+                    earlier(&record.request_hash, record)?
                 }
                 _ => Verdict::Refused(stored_refusal(row.refusal.as_deref(), row.errors)?),
             };
@@ -197,7 +197,7 @@ async fn replay(
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;
-    Ok(send::answer(app, client, batch.batch_id, items).await)
+    Ok(send::answer(app, batch.batch_id, items).await)
 }
 
 pub async fn status(

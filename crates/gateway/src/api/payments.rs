@@ -14,7 +14,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use paystream_contract::{Envelope, PaymentSubmitted};
+use paystream_contract::{Envelope, PaymentStatus, PaymentSubmitted};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -111,10 +111,14 @@ fn correlation_id(headers: &HeaderMap) -> Result<String, Problem> {
         })
 }
 
-fn accepted(body: &Value) -> Response {
-    let payment_id = body["paymentId"].as_str().unwrap_or_default();
-    let correlation = body["correlationId"].as_str().unwrap_or_default();
-    let mut response = (StatusCode::ACCEPTED, axum::Json(body.clone())).into_response();
+/// The 202 of an acked payment: the first answer and every replay of it.
+fn accepted(payment_id: Uuid, correlation: &str) -> Response {
+    let body = json!({
+        "paymentId": payment_id,
+        "correlationId": correlation,
+        "status": PaymentStatus::Submitted.name(),
+    });
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{payment_id}")) {
         headers.insert(header::LOCATION, location);
@@ -188,7 +192,7 @@ async fn submit_inner(
                 .await
                 .map_err(db_error)?
             {
-                Some(record) => replay(app, client, &key, &hash, record).await,
+                Some(record) => replay(app, &hash, record).await,
                 None => Err(Problem::invalid_fields(errors)),
             };
         }
@@ -209,7 +213,7 @@ async fn submit_inner(
         .map_err(group_error)?;
     metrics::stage(ROUTE, Stage::Claim, started);
     if claimed {
-        return publish(app, client, &key, event).await;
+        return publish(app, event).await;
     }
     // The key was taken, by an earlier request or a concurrent one: answer as
     // it does.
@@ -219,7 +223,7 @@ async fn submit_inner(
         .await
         .map_err(db_error)?
         .ok_or_else(Problem::internal)?;
-    replay(app, client, &key, &hash, record).await
+    replay(app, &hash, record).await
 }
 
 /// The `payment.submitted` event of a payment that passed every rule.
@@ -244,13 +248,7 @@ pub(crate) fn submitted_event(checked: CheckedPayment, correlation: String) -> P
 
 /// A request whose key was seen before: the same body gets the same answer,
 /// another body is refused.
-async fn replay(
-    app: &App,
-    client: &ClientId,
-    key: &str,
-    hash: &[u8],
-    record: IdempotencyRecord,
-) -> Result<Response, Problem> {
+async fn replay(app: &App, hash: &[u8], record: IdempotencyRecord) -> Result<Response, Problem> {
     if record.request_hash != hash {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -262,21 +260,16 @@ async fn replay(
             ),
         ));
     }
-    if let Some(response) = record.response {
-        return Ok(accepted(&response));
-    }
-    // Stored but never acked (a 503, a 504 or a crash): send the same event again.
     let event: PaymentSubmitted =
         serde_json::from_value(record.event).map_err(|_| Problem::internal())?;
-    publish(app, client, key, event).await
+    if record.acked {
+        return Ok(accepted(event.payment_id, &event.envelope.correlation_id));
+    }
+    // Stored but never acked (a 503, a 504 or a crash): send the same event again.
+    publish(app, event).await
 }
 
-async fn publish(
-    app: &App,
-    client: &ClientId,
-    key: &str,
-    event: PaymentSubmitted,
-) -> Result<Response, Problem> {
+async fn publish(app: &App, event: PaymentSubmitted) -> Result<Response, Problem> {
     let payment_id = event.payment_id;
     let correlation = event.envelope.correlation_id.clone();
     let span =
@@ -304,27 +297,19 @@ async fn publish(
                 ));
             }
         }
-        let body = json!({
-            "paymentId": payment_id,
-            "correlationId": correlation,
-            "status": "SUBMITTED",
-        });
         // Acked: the payment is accepted whatever the database says now, so
         // the 202 does not wait for the mark. A lost mark only means a retry
         // with this key sends the same event again (downstream drops it); a
         // 503 here would claim "not sent".
         let mark = AckMark {
-            client_id: client.0.clone(),
-            key: key.to_owned(),
             payment_id,
             correlation_id: correlation.clone(),
-            response: body.to_string(),
         };
         if let Err(error) = app.store.mark_acked(mark) {
-            tracing::error!(%error, "payment acked but its idempotency record not updated");
+            tracing::error!(%error, "payment acked but its status not started");
         }
         tracing::info!("payment accepted");
-        Ok(accepted(&body))
+        Ok(accepted(payment_id, &correlation))
     }
     .instrument(span)
     .await

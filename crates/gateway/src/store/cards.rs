@@ -49,6 +49,8 @@ pub async fn claim_cards_many(
               AS c(id, event_id, webhook_id, card_id, event, lease)
          ON CONFLICT (card_transaction_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
          WHERE card_transactions.published_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM card_transactions_published p
+                           WHERE p.card_transaction_id = card_transactions.card_transaction_id)
            AND (card_transactions.lease_until IS NULL OR card_transactions.lease_until < clock_timestamp())
          RETURNING card_transaction_id, xmax = 0 AS inserted,
                    CASE WHEN xmax = 0 THEN NULL ELSE event END",
@@ -75,8 +77,11 @@ pub async fn claim_cards_many(
         .collect();
     if !others.is_empty() {
         let rows: Vec<(String, Value, bool)> = sqlx::query_as(
-            "SELECT card_transaction_id, event, published_at IS NOT NULL
-             FROM card_transactions WHERE card_transaction_id = ANY($1)",
+            "SELECT t.card_transaction_id, t.event,
+                    t.published_at IS NOT NULL OR EXISTS (
+                        SELECT 1 FROM card_transactions_published p
+                        WHERE p.card_transaction_id = t.card_transaction_id)
+             FROM card_transactions t WHERE t.card_transaction_id = ANY($1)",
         )
         .bind(&others)
         .fetch_all(&mut *connection)
@@ -103,15 +108,20 @@ pub async fn claim_cards_many(
 }
 
 /// Marks card transactions published, in one statement on the store's
-/// relaxed pool, whose commits do not wait for the disk: a lost mark only means a later delivery sends the same
-/// event again (same eventId), which downstream drops as a duplicate.
+/// relaxed pool, whose commits do not wait for the disk: a lost mark only
+/// means a later delivery sends the same event again (same eventId), which
+/// downstream drops as a duplicate. The mark is a row of its own: updating
+/// the transaction's row would write it again whole, stored event included.
+/// (`published_at` on that row, written by gateways before migration 0006,
+/// is still read as a mark.)
 pub async fn cards_published_many(
     executor: impl PgExecutor<'_>,
     ids: &[String],
 ) -> Result<Vec<()>, sqlx::Error> {
     sqlx::query(
-        "UPDATE card_transactions SET published_at = now(), lease_until = NULL
-         WHERE card_transaction_id = ANY($1)",
+        "INSERT INTO card_transactions_published (card_transaction_id)
+         SELECT DISTINCT id FROM unnest($1::text[]) AS t (id)
+         ON CONFLICT DO NOTHING",
     )
     .bind(ids)
     .execute(executor)

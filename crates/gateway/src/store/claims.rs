@@ -22,16 +22,14 @@ pub struct NewClaim {
     pub event: String,
 }
 
-/// A payment the broker acked: its 202 body is kept for replays and its
-/// status starts at SUBMITTED.
+/// A payment the broker acked: its status starts at SUBMITTED. The status
+/// row is the mark: a payment has one only once its `payment.submitted` is
+/// on the broker (the gateway's ack, or the pipeline's first event about
+/// it), so a retry of its key finds it acked and replays the 202.
 #[derive(Debug, Clone)]
 pub struct AckMark {
-    pub client_id: String,
-    pub key: String,
     pub payment_id: Uuid,
     pub correlation_id: String,
-    /// The 202 body as JSON text.
-    pub response: String,
 }
 
 /// Inserts every claim whose (client, key) is free, in one statement and so
@@ -61,7 +59,12 @@ pub async fn claim_many(
     Ok(claims.iter().map(|c| won.contains(&c.payment_id)).collect())
 }
 
-/// Marks every payment acked and starts its status, in one statement.
+/// Marks every payment acked by starting its status, in one statement.
+///
+/// The idempotency record itself is not touched: rewriting it (its stored
+/// event included) to say "acked" cost PostgreSQL a row version, its WAL and
+/// an index look-up per payment, and the 202 it kept is the event's own
+/// `paymentId` and `correlationId`.
 ///
 /// `executor` is on the store's relaxed pool, whose commits do not wait for the
 /// disk (`synchronous_commit = off`):
@@ -84,22 +87,14 @@ pub async fn ack_many(
         .filter(|mark| seen.insert(mark.payment_id))
         .collect();
     sqlx::query(
-        "WITH marked AS (
-             UPDATE idempotency_keys k SET response = a.response::jsonb, acked_at = now()
-             FROM unnest($1::text[], $2::text[], $3::text[]) AS a(client_id, idempotency_key, response)
-             WHERE k.client_id = a.client_id AND k.idempotency_key = a.idempotency_key
-         )
-         INSERT INTO payment_status (payment_id, correlation_id, status, status_rank)
-         SELECT payment_id, correlation_id, $6, $7
-         FROM unnest($4::uuid[], $5::text[]) AS s(payment_id, correlation_id)
+        "INSERT INTO payment_status (payment_id, correlation_id, status, status_rank)
+         SELECT payment_id, correlation_id, $3, $4
+         FROM unnest($1::uuid[], $2::text[]) AS s(payment_id, correlation_id)
          ON CONFLICT (payment_id) DO UPDATE SET
              status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
              reason_code = NULL, reason_text = NULL, updated_at = now()
          WHERE payment_status.status_rank < EXCLUDED.status_rank",
     )
-    .bind(column(marks, |m| m.client_id.as_str()))
-    .bind(column(marks, |m| m.key.as_str()))
-    .bind(column(marks, |m| m.response.as_str()))
     .bind(column(&statuses, |m| m.payment_id))
     .bind(column(&statuses, |m| m.correlation_id.as_str()))
     .bind(PaymentStatus::Submitted.name())
@@ -119,8 +114,9 @@ pub(super) async fn idempotency_many(
         return Ok(HashMap::new());
     }
     let rows: Vec<KeyedRecord> = sqlx::query_as(
-        "SELECT idempotency_key, request_hash, payment_id, event, response
-         FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = ANY($2)",
+        "SELECT k.idempotency_key, k.request_hash, k.payment_id, k.event,
+                 EXISTS (SELECT 1 FROM payment_status s WHERE s.payment_id = k.payment_id) AS acked
+         FROM idempotency_keys k WHERE k.client_id = $1 AND k.idempotency_key = ANY($2)",
     )
     .bind(client_id)
     .bind(keys)
@@ -133,7 +129,7 @@ pub(super) async fn idempotency_many(
                 request_hash: row.request_hash,
                 payment_id: row.payment_id,
                 event: row.event,
-                response: row.response,
+                acked: row.acked,
             };
             (row.idempotency_key, record)
         })
@@ -146,5 +142,5 @@ struct KeyedRecord {
     request_hash: Vec<u8>,
     payment_id: Uuid,
     event: Value,
-    response: Option<Value>,
+    acked: bool,
 }

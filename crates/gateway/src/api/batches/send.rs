@@ -4,24 +4,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use paystream_contract::{Event, PaymentSubmitted};
-use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::answer::{BatchAnswer, ItemAnswer, NOT_SENT, Outcome, UNKNOWN, status_url};
 use super::verdicts::{Item, Payment, Verdict};
 use crate::api::{App, NotAcked, send_within};
-use crate::auth::ClientId;
 use crate::store::AckMark;
 
 /// Sends every payment not yet acked, all at once, marks the acked ones in
 /// one statement, and answers for each item.
-pub(super) async fn answer(
-    app: &App,
-    client: &ClientId,
-    batch_id: Uuid,
-    mut items: Vec<Item>,
-) -> Response {
+pub(super) async fn answer(app: &App, batch_id: Uuid, mut items: Vec<Item>) -> Response {
     let mut sends = Vec::new();
     for (at, item) in items.iter_mut().enumerate() {
         if let Verdict::Payment(payment) = &mut item.verdict
@@ -74,18 +67,8 @@ pub(super) async fn answer(
             (Verdict::Payment(payment), None) => accepted(payment),
             (Verdict::Payment(payment), Some(Ok(()))) => {
                 marks.push(AckMark {
-                    client_id: client.0.clone(),
-                    key: payment.key.clone(),
                     payment_id: payment.payment_id,
                     correlation_id: payment.correlation_id.clone(),
-                    // What POST /v1/payments answers and stores, so the key
-                    // replays the same 202 there.
-                    response: json!({
-                        "paymentId": payment.payment_id,
-                        "correlationId": payment.correlation_id,
-                        "status": "SUBMITTED",
-                    })
-                    .to_string(),
                 });
                 accepted(payment)
             }

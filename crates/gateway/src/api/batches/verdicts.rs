@@ -26,7 +26,6 @@ pub(super) enum Verdict {
 }
 
 pub(super) struct Payment {
-    pub(super) key: String,
     pub(super) payment_id: Uuid,
     pub(super) correlation_id: String,
     /// The event as stored, while the broker has not acked it.
@@ -77,9 +76,8 @@ pub(super) async fn claim(
         .map(|Planned { index, key, plan }| {
             let verdict = match plan {
                 Plan::Refused(refusal) => Verdict::Refused(refusal),
-                Plan::New { key, event, .. } if won.contains(&event.payment_id) => {
+                Plan::New { event, .. } if won.contains(&event.payment_id) => {
                     Verdict::Payment(Payment {
-                        key,
                         payment_id: event.payment_id,
                         correlation_id: event.envelope.correlation_id.clone(),
                         unsent: Some(event),
@@ -89,10 +87,10 @@ pub(super) async fn claim(
                 // cannot have vanished since, records are never deleted.
                 Plan::New { key, hash, .. } => {
                     let record = records.get(&key).ok_or_else(Problem::internal)?;
-                    earlier(key, &hash, record)?
+                    earlier(&hash, record)?
                 }
                 Plan::Invalid { key, hash, errors } => match records.get(&key) {
-                    Some(record) => earlier(key, &hash, record)?,
+                    Some(record) => earlier(&hash, record)?,
                     None => Verdict::Refused(Refusal::invalid(errors)),
                 },
             };
@@ -107,11 +105,7 @@ pub(super) async fn claim(
 
 /// An item whose key holds an earlier request: the same body is that
 /// payment (sent again if never acked), another body is refused.
-pub(super) fn earlier(
-    key: String,
-    hash: &[u8],
-    record: &IdempotencyRecord,
-) -> Result<Verdict, Problem> {
+pub(super) fn earlier(hash: &[u8], record: &IdempotencyRecord) -> Result<Verdict, Problem> {
     if record.request_hash != hash {
         return Ok(Verdict::Refused(Refusal {
             reason: RefusalReason::IdempotencyKeyReused,
@@ -127,10 +121,9 @@ pub(super) fn earlier(
     let event: PaymentSubmitted =
         serde_json::from_value(record.event.clone()).map_err(|_| Problem::internal())?;
     Ok(Verdict::Payment(Payment {
-        key,
         payment_id: record.payment_id,
         correlation_id: event.envelope.correlation_id.clone(),
-        unsent: record.response.is_none().then(|| Box::new(event)),
+        unsent: (!record.acked).then(|| Box::new(event)),
     }))
 }
 
