@@ -32,9 +32,15 @@ bench: dev-up ## Throughput benchmarks (release build; prints figures for BENCHM
 	cargo bench -p paystream-cbs-debit --bench hold_throughput
 	cargo bench -p paystream-rtgs-gateway --bench submission_throughput
 	cargo build --release --bins
-	cargo bench -p paystream-e2e --bench front_door
+	@bash devstack/bench-baseline.sh
+	PAYSTREAM_BENCH_BASELINE_PYTHON=$(CURDIR)/target/bench-baseline/bin/python \
+	  cargo bench -p paystream-e2e --bench front_door
 	cargo bench -p paystream-validation --bench validation_throughput
 	cargo bench -p paystream-e2e --bench pipeline_throughput
+
+.PHONY: profile
+profile: dev-up ## CPU profiles (flame graphs) of the gateway and validation under their benchmarks' load, in target/profiles
+	@bash devstack/profile.sh
 
 .PHONY: dev-up
 dev-up: install ## Start PostgreSQL (if down), nisshi, the schema registry; create topics and schemas

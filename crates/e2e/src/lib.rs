@@ -7,6 +7,7 @@
 //! service runtime, on `127.0.0.1:0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod baseline;
 pub mod load;
 pub mod processes;
 

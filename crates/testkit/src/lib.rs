@@ -19,6 +19,7 @@ pub mod nisshi;
 pub mod otlp;
 pub mod pipeline;
 pub mod procfs;
+pub mod profile;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -44,6 +44,9 @@
 //! encryption at both ends, not the service.
 //! `PAYSTREAM_BENCH_DATABASE_TLS=1` keeps the driver's default (TLS when
 //! the server offers it) to show what it costs.
+//!
+//! `make profile` records the service's CPU profile over each scenario's
+//! counted window (`paystream_testkit::profile`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -56,6 +59,7 @@ use paystream_contract::{Envelope, Party, PaymentSubmitted, Topic};
 use paystream_testkit::nisshi::{Nisshi, Storage};
 use paystream_testkit::pipeline::Pipeline;
 use paystream_testkit::procfs::{CpuSample, broker_pid};
+use paystream_testkit::profile;
 use paystream_testkit::{bench_log_level, free_port, fresh_database, wait_until};
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -353,6 +357,8 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
             (started, cpu, 0, format!("paced, {rate}/s"))
         }
     };
+    let name = scenario_name(name, shape);
+    let recording = profile::record(validation.id(), &profile_name(&name));
     let extra = usize::from(matches!(load, Load::Paced { .. }));
     loop {
         tokio::time::sleep(POLL).await;
@@ -366,8 +372,8 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
         );
     }
     let elapsed = started.elapsed();
-    let name = scenario_name(name, shape);
     let cpu = cpu_now().seconds_since(&cpu_before);
+    recording.and_then(profile::Recording::finish);
     let latency = match load {
         Load::Paced { .. } => Some(latency(&pool, &submitted).await),
         Load::Backlog(_) => None,
@@ -392,6 +398,16 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
         per_transaction,
         per_call: [ip_per_call, aml_per_call],
     }
+}
+
+/// A scenario's profile file name: `validation-backlog-of-20000`.
+fn profile_name(scenario: &str) -> String {
+    let words: Vec<String> = scenario
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    format!("validation-{}", words.join("-"))
 }
 
 /// The scenario's name, with what sets its service apart from the
