@@ -148,7 +148,7 @@ impl Producer {
             otel.kind = "producer",
             messaging.system = "kafka",
             messaging.destination.name = %topic,
-            correlation_id = %envelope.correlation_id,
+            correlation_id = envelope.correlation_id.as_str(),
             event_id = %envelope.event_id,
         );
         let value = self.codec.encode(&event).instrument(span).await?;

@@ -28,17 +28,38 @@ pub const DEV_API_KEY: &str = "paystream-dev-key";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientId(pub String);
 
+/// A key's SHA-256 as configured: 64 lowercase hex digits.
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
+    digest(key)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
 
+/// A key's SHA-256, as every request's key is looked up: the raw digest, so
+/// a request costs no hex text.
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// 64 hex digits (either case) as the 32 bytes they spell.
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    // from_str_radix alone would take a sign ("+f").
+    if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes = [0; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// `client:sha256hex` pairs, comma-separated.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
-    by_hash: HashMap<String, String>,
+    by_hash: HashMap<[u8; 32], String>,
 }
 
 impl FromStr for ApiKeys {
@@ -50,12 +71,9 @@ impl FromStr for ApiKeys {
             let (client, hash) = entry
                 .split_once(':')
                 .ok_or_else(|| format!("`{entry}`: expected CLIENT:SHA256HEX"))?;
-            let hash = hash.trim().to_ascii_lowercase();
-            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "`{client}`: the key hash must be 64 hex digits (SHA-256)"
-                ));
-            }
+            let hash = parse_digest(hash.trim()).ok_or_else(|| {
+                format!("`{client}`: the key hash must be 64 hex digits (SHA-256)")
+            })?;
             by_hash.insert(hash, client.trim().to_owned());
         }
         Ok(Self { by_hash })
@@ -65,12 +83,12 @@ impl FromStr for ApiKeys {
 impl ApiKeys {
     pub fn dev() -> Self {
         let mut by_hash = HashMap::new();
-        by_hash.insert(hash_key(DEV_API_KEY), "dev".to_owned());
+        by_hash.insert(digest(DEV_API_KEY), "dev".to_owned());
         Self { by_hash }
     }
 
     pub fn with(mut self, client: &str, key: &str) -> Self {
-        self.by_hash.insert(hash_key(key), client.to_owned());
+        self.by_hash.insert(digest(key), client.to_owned());
         self
     }
 
@@ -103,7 +121,7 @@ impl ApiKeys {
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<ClientId> {
         let mut clients = Self::presented(headers)
             .into_iter()
-            .map(|key| key.and_then(|key| self.by_hash.get(&hash_key(key))));
+            .map(|key| key.and_then(|key| self.by_hash.get(&digest(key))));
         let first = clients.next()??;
         clients
             .all(|client| client == Some(first))
@@ -242,5 +260,21 @@ mod tests {
     fn a_clear_text_key_in_the_config_is_refused() {
         assert!("acme:s3cret".parse::<ApiKeys>().is_err());
         assert!("acme".parse::<ApiKeys>().is_err());
+        // 64 characters, but a sign is not a hex digit.
+        let signed = format!("+f{}", &hash_key("s3cret")[2..]);
+        assert!(format!("acme:{signed}").parse::<ApiKeys>().is_err());
+    }
+
+    #[test]
+    fn a_configured_hash_may_be_written_in_capitals() {
+        let keys: ApiKeys = format!("acme:{}", hash_key("s3cret").to_uppercase())
+            .parse()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "s3cret".parse().unwrap());
+        assert_eq!(
+            keys.authenticate(&headers),
+            Some(ClientId("acme".to_owned()))
+        );
     }
 }

@@ -68,7 +68,7 @@ impl Server {
         })?;
         metrics::register();
         let store = store::Store::new(pool);
-        let app = api::App {
+        let app = api::App::new(api::AppParts {
             store: store.clone(),
             producer: service.producer().clone(),
             ack_timeout: config.accept_timeout(),
@@ -76,7 +76,7 @@ impl Server {
                 .webhook_secret
                 .as_ref()
                 .map(|secret| Arc::from(secret.as_bytes())),
-        };
+        });
         let limits = api::Limits {
             guard: auth::Guard::new(
                 keys,

@@ -61,10 +61,24 @@ struct Checker {
     errors: Vec<FieldError>,
 }
 
+/// A party's field, `debtor.name`: its name is written out only for an
+/// error, not for every field of every payment that passes.
+#[derive(Clone, Copy)]
+struct PartyField<'a> {
+    role: &'a str,
+    name: &'a str,
+}
+
+impl std::fmt::Display for PartyField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.role, self.name)
+    }
+}
+
 impl Checker {
-    fn fail(&mut self, field: &str, detail: impl Into<String>) {
+    fn fail(&mut self, field: impl std::fmt::Display, detail: impl Into<String>) {
         self.errors.push(FieldError {
-            field: field.to_owned(),
+            field: field.to_string(),
             detail: detail.into(),
         });
     }
@@ -73,7 +87,7 @@ impl Checker {
     /// most `max` characters, no control characters.
     fn text(
         &mut self,
-        field: &str,
+        field: impl std::fmt::Display + Copy,
         value: Option<&Value>,
         required: bool,
         max: usize,
@@ -107,7 +121,11 @@ impl Checker {
         }
     }
 
-    fn country(&mut self, field: &str, value: Option<&Value>) -> Option<isocountry::CountryCode> {
+    fn country(
+        &mut self,
+        field: impl std::fmt::Display + Copy,
+        value: Option<&Value>,
+    ) -> Option<isocountry::CountryCode> {
         let code = self.text(field, value, true, 2)?;
         match isocountry::CountryCode::for_alpha2(&code) {
             Ok(country) if code.chars().all(|c| c.is_ascii_uppercase()) => Some(country),
@@ -130,31 +148,31 @@ impl Checker {
             self.fail(role, "is required");
             return None;
         };
-        let field = |name: &str| format!("{role}.{name}");
-        let name = self.text(&field("name"), party.name.as_ref(), true, 140);
+        let field = |name| PartyField { role, name };
+        let name = self.text(field("name"), party.name.as_ref(), true, 140);
         let account = self
-            .text(&field("account"), party.account.as_ref(), true, 42)
+            .text(field("account"), party.account.as_ref(), true, 42)
             .and_then(|account| match account.parse::<iban::Iban>() {
                 Ok(iban) => Some(iban.electronic_str().to_owned()),
                 Err(error) => {
-                    self.fail(&field("account"), format!("is not a valid IBAN: {error}"));
+                    self.fail(field("account"), format!("is not a valid IBAN: {error}"));
                     None
                 }
             });
         let agent_bic = self
-            .text(&field("agentBic"), party.agent_bic.as_ref(), true, 11)
+            .text(field("agentBic"), party.agent_bic.as_ref(), true, 11)
             .and_then(|bic| match check_bic(&bic) {
                 Ok(()) => Some(bic),
                 Err(reason) => {
-                    self.fail(&field("agentBic"), reason);
+                    self.fail(field("agentBic"), reason);
                     None
                 }
             });
-        let country = self.country(&field("country"), party.country.as_ref());
-        let address = self.text(&field("address"), party.address.as_ref(), false, 140);
+        let country = self.country(field("country"), party.country.as_ref());
+        let address = self.text(field("address"), party.address.as_ref(), false, 140);
         let date_of_birth = self
             .text(
-                &field("dateOfBirth"),
+                field("dateOfBirth"),
                 party.date_of_birth.as_ref(),
                 false,
                 10,
@@ -163,12 +181,12 @@ impl Checker {
                 |date| match chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") {
                     Ok(_) => Some(date),
                     Err(_) => {
-                        self.fail(&field("dateOfBirth"), "must be a date, YYYY-MM-DD");
+                        self.fail(field("dateOfBirth"), "must be a date, YYYY-MM-DD");
                         None
                     }
                 },
             );
-        let national_id = self.text(&field("nationalId"), party.national_id.as_ref(), false, 35);
+        let national_id = self.text(field("nationalId"), party.national_id.as_ref(), false, 35);
         Some((
             paystream_contract::Party {
                 name: name?,

@@ -272,8 +272,7 @@ async fn replay(app: &App, hash: &[u8], record: IdempotencyRecord) -> Result<Res
 async fn publish(app: &App, event: PaymentSubmitted) -> Result<Response, Problem> {
     let payment_id = event.payment_id;
     let correlation = event.envelope.correlation_id.clone();
-    let span =
-        tracing::info_span!("payment", correlation_id = %correlation, payment_id = %payment_id);
+    let span = tracing::info_span!("payment", correlation_id = correlation.as_str(), payment_id = %payment_id);
     async {
         let started = Instant::now();
         let sent = send_within(app, event).await;

@@ -225,7 +225,7 @@ async fn receive(app: &App, body: &[u8]) -> Result<Response, Problem> {
         "card_webhook",
         webhook_id = %webhook.webhook_id,
         card_transaction_id = %event.card_transaction_id,
-        correlation_id = %event.envelope.correlation_id,
+        correlation_id = event.envelope.correlation_id.as_str(),
     );
     deliver(app, event).instrument(span).await
 }

@@ -128,7 +128,7 @@ fn accepted(payment: Payment) -> Outcome {
 async fn deliver(app: &App, item: &Item, event: Box<PaymentSubmitted>) -> Result<(), NotAcked> {
     let span = tracing::info_span!(
         "payment",
-        correlation_id = %event.envelope.correlation_id,
+        correlation_id = event.envelope.correlation_id.as_str(),
         payment_id = %event.payment_id,
         batch_item = item.index,
     );
