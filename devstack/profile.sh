@@ -36,6 +36,6 @@ for data in "$out"/*.perf.data; do
   awk '{ count = $NF; $NF = ""; n = split($0, frames, ";"); leaf = frames[n];
          sub(/ +$/, "", leaf); self[leaf] += count; total += count }
        END { for (leaf in self) printf "%6.2f%%  %s\n", 100 * self[leaf] / total, leaf }' \
-    "$out/$name.folded" | sort -rn | head -30 > "$out/$name.top.txt"
+    "$out/$name.folded" | sort -rn | awk 'NR <= 30' > "$out/$name.top.txt"
   log "$name: $out/$name.svg, $out/$name.top.txt"
 done

@@ -320,7 +320,15 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
     ]
     .map(|(name, pid)| (name.to_owned(), pid));
     let cpu_now = || CpuSample::now(&parts);
-    let (started, cpu_before, from, name) = match load {
+    let name = scenario_name(
+        match load {
+            Load::Backlog(_) => format!("backlog of {total}"),
+            Load::Paced { rate, .. } => format!("paced, {rate}/s"),
+        },
+        shape,
+    );
+    let record = || profile::record(validation.id(), &profile_name(&name));
+    let (started, cpu_before, from, recording) = match load {
         Load::Backlog(_) => {
             // The window opens at the first decision, so start-up and the
             // group join are not counted.
@@ -329,9 +337,10 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
                 (decided > 0).then_some(())
             })
             .await;
+            let recording = record();
             let cpu = cpu_now();
             let (from, _) = progress(&pool).await;
-            (Instant::now(), cpu, from, format!("backlog of {total}"))
+            (Instant::now(), cpu, from, recording)
         }
         Load::Paced { rate, .. } => {
             // A first payment makes sure the group has joined before the
@@ -342,6 +351,7 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
                 (decided > 0).then_some(())
             })
             .await;
+            let recording = record();
             let cpu = cpu_now();
             let started = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -354,11 +364,9 @@ async fn run(broker: &Nisshi, sandbox: (&str, Option<u32>), load: Load, shape: S
                 }
                 produce(&pipeline, &fresh).await;
             }
-            (started, cpu, 0, format!("paced, {rate}/s"))
+            (started, cpu, 0, recording)
         }
     };
-    let name = scenario_name(name, shape);
-    let recording = profile::record(validation.id(), &profile_name(&name));
     let extra = usize::from(matches!(load, Load::Paced { .. }));
     loop {
         tokio::time::sleep(POLL).await;
