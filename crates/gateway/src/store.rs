@@ -259,16 +259,7 @@ impl Store {
     /// Gives up a claim whose send failed, so the processor's retry need
     /// not wait for the lease to run out.
     pub async fn release_card_transaction(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE card_transactions t SET lease_until = NULL
-             WHERE t.card_transaction_id = $1 AND t.published_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM card_transactions_published p
-                               WHERE p.card_transaction_id = t.card_transaction_id)",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        cards::release(&self.pool, id).await
     }
 }
 

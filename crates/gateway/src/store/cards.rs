@@ -8,6 +8,16 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::column;
 
+/// Whether the card transaction `t` is published: a row in
+/// `card_transactions_published`, or `published_at`, which gateways before
+/// migration 0006 set. The one definition every statement that asks uses.
+macro_rules! published {
+    () => {
+        "(t.published_at IS NOT NULL OR EXISTS (SELECT 1 FROM card_transactions_published p \
+          WHERE p.card_transaction_id = t.card_transaction_id))"
+    };
+}
+
 /// A delivery's claim on its card transaction, to publish its event.
 #[derive(Debug, Clone)]
 pub struct CardClaimRequest {
@@ -42,19 +52,18 @@ pub async fn claim_cards_many(
     connection: &mut PgConnection,
     claims: &[CardClaimRequest],
 ) -> Result<Vec<CardClaim>, sqlx::Error> {
-    let claimed: Vec<(String, bool, Option<Value>)> = sqlx::query_as(
-        "INSERT INTO card_transactions (card_transaction_id, event_id, webhook_id, card_id, event, lease_until)
+    let claimed: Vec<(String, bool, Option<Value>)> = sqlx::query_as(concat!(
+        "INSERT INTO card_transactions AS t (card_transaction_id, event_id, webhook_id, card_id, event, lease_until)
          SELECT id, event_id, webhook_id, card_id, event::jsonb, clock_timestamp() + make_interval(secs => lease)
          FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::float8[])
               AS c(id, event_id, webhook_id, card_id, event, lease)
          ON CONFLICT (card_transaction_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
-         WHERE card_transactions.published_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM card_transactions_published p
-                           WHERE p.card_transaction_id = card_transactions.card_transaction_id)
-           AND (card_transactions.lease_until IS NULL OR card_transactions.lease_until < clock_timestamp())
-         RETURNING card_transaction_id, xmax = 0 AS inserted,
-                   CASE WHEN xmax = 0 THEN NULL ELSE event END",
-    )
+         WHERE NOT ",
+        published!(),
+        " AND (t.lease_until IS NULL OR t.lease_until < clock_timestamp())
+         RETURNING t.card_transaction_id, t.xmax = 0 AS inserted,
+                   CASE WHEN t.xmax = 0 THEN NULL ELSE t.event END",
+    ))
     .bind(column(claims, |c| c.card_transaction_id.as_str()))
     .bind(column(claims, |c| c.event_id))
     .bind(column(claims, |c| c.webhook_id.as_str()))
@@ -76,13 +85,11 @@ pub async fn claim_cards_many(
         .filter(|id| !outcomes.contains_key(*id))
         .collect();
     if !others.is_empty() {
-        let rows: Vec<(String, Value, bool)> = sqlx::query_as(
-            "SELECT t.card_transaction_id, t.event,
-                    t.published_at IS NOT NULL OR EXISTS (
-                        SELECT 1 FROM card_transactions_published p
-                        WHERE p.card_transaction_id = t.card_transaction_id)
-             FROM card_transactions t WHERE t.card_transaction_id = ANY($1)",
-        )
+        let rows: Vec<(String, Value, bool)> = sqlx::query_as(concat!(
+            "SELECT t.card_transaction_id, t.event, ",
+            published!(),
+            " FROM card_transactions t WHERE t.card_transaction_id = ANY($1)",
+        ))
         .bind(&others)
         .fetch_all(&mut *connection)
         .await?;
@@ -105,6 +112,20 @@ pub async fn claim_cards_many(
                 .unwrap_or(CardClaim::Busy)
         })
         .collect())
+}
+
+/// Gives up a claim whose send failed, unless the transaction was
+/// published meanwhile.
+pub(super) async fn release(executor: impl PgExecutor<'_>, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE card_transactions t SET lease_until = NULL
+         WHERE t.card_transaction_id = $1 AND NOT ",
+        published!(),
+    ))
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 /// Marks card transactions published, in one statement on the store's
